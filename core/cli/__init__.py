@@ -1,0 +1,57 @@
+"""The command line: ``python main.py <command> ...``.
+
+Each module of this package adds its own sub-commands through a function
+``register(subparsers)``; the command's handler is stored as ``func`` and
+returns the process exit code. Handlers are thin: they parse, call the Python
+API under ``core`` and print.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+
+from core import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python main.py",
+        description="X-ray baggage inspection workstation. With no command, opens the workstation.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Every module here that defines register() contributes its commands, in name order.
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        return _open_workstation(parser)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _open_workstation(parser: argparse.ArgumentParser) -> int:
+    try:
+        from app.main_window import run_workstation  # noqa: PLC0415 - Qt only when asked for
+    except ImportError:
+        print("The workstation GUI is not built yet. Available commands:\n", file=sys.stderr)
+        parser.print_help(sys.stderr)
+        return 0
+    return run_workstation()

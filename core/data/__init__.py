@@ -1,0 +1,1 @@
+"""The OPIXray data layer: layout, annotations, validation, formats, torch Dataset."""

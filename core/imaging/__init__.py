@@ -1,0 +1,1 @@
+"""Image decoding and the screening enhancements (no Qt)."""

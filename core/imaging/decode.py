@@ -1,0 +1,135 @@
+"""Safe image loading: every odd file becomes a clear ``ImageDecodeError``.
+
+The product works on HxWx3 uint8 RGB arrays. What a scanner or a user may hand
+us instead (16-bit, grayscale, RGBA, a truncated JPG, an empty file, a text file)
+is either converted by a documented rule or refused with a message that says
+what the file is and why it cannot be used.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Above this many pixels an image is refused rather than risk exhausting memory
+# (OPIXray images are ~1.2 MP; 100 MP is far beyond any baggage scanner).
+MAX_PIXELS = 100_000_000
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+
+
+class ImageDecodeError(ValueError):
+    """The file or buffer is not an image the workstation can show."""
+
+
+def to_rgb8(image: np.ndarray, source: str = "image") -> np.ndarray:
+    """Convert a decoded array to HxWx3 uint8 RGB by documented rules.
+
+    - uint16 (16-bit scans): scaled by 1/257 so 65535 maps to 255;
+    - float arrays: taken as [0, 1] and clipped;
+    - grayscale (HxW or HxWx1): replicated to three channels;
+    - 4 channels: alpha dropped, after compositing on white (an empty belt is white);
+    Anything else raises ``ImageDecodeError``.
+    """
+    if not isinstance(image, np.ndarray):
+        raise ImageDecodeError(f"{source}: expected a numpy array, got {type(image).__name__}")
+    if image.size == 0 or image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
+        raise ImageDecodeError(f"{source}: empty or malformed image of shape {image.shape}")
+    if image.shape[0] * image.shape[1] > MAX_PIXELS:
+        raise ImageDecodeError(
+            f"{source}: {image.shape[1]}x{image.shape[0]} is larger than the {MAX_PIXELS // 1_000_000} MP limit")
+    if image.dtype == np.uint8:
+        arr = image
+    elif image.dtype == np.uint16:
+        arr = (image.astype(np.uint32) * 255 + 32767) // 65535
+        arr = arr.astype(np.uint8)
+    elif np.issubdtype(image.dtype, np.floating):
+        if not np.isfinite(image).all():
+            raise ImageDecodeError(f"{source}: float image contains NaN or infinity")
+        arr = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+    else:
+        raise ImageDecodeError(f"{source}: unsupported pixel type {image.dtype}")
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    channels = arr.shape[2]
+    if channels == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif channels == 4:
+        rgb = arr[:, :, :3].astype(np.float32)
+        alpha = arr[:, :, 3:4].astype(np.float32) / 255.0
+        arr = np.rint(rgb * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    elif channels != 3:
+        raise ImageDecodeError(f"{source}: {channels} channels; expected 1, 3 or 4")
+    return np.ascontiguousarray(arr)
+
+
+def decode_bytes(data: bytes, source: str = "image") -> np.ndarray:
+    """Decode an encoded image (JPG, PNG, TIFF, BMP) to HxWx3 uint8 RGB."""
+    if not data:
+        raise ImageDecodeError(f"{source}: the file is empty (0 bytes)")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    # IMREAD_UNCHANGED keeps 16-bit depth and alpha so to_rgb8 applies its rules.
+    try:
+        decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # OpenCV raises on some malformed headers
+        raise ImageDecodeError(f"{source}: not a readable image ({exc.msg if hasattr(exc, 'msg') else exc})") from exc
+    if decoded is None:
+        raise ImageDecodeError(f"{source}: not a readable image (unknown format, or corrupt data)")
+    if decoded.ndim == 3 and decoded.shape[2] == 3:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    elif decoded.ndim == 3 and decoded.shape[2] == 4:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
+    if _looks_truncated(data):
+        # OpenCV fills a truncated JPG with grey and only warns; a scan with a
+        # missing bottom must not be screened as if it were whole.
+        raise ImageDecodeError(f"{source}: the JPG is truncated (no end-of-image marker)")
+    return to_rgb8(decoded, source)
+
+
+def _looks_truncated(data: bytes) -> bool:
+    if data[:2] != b"\xff\xd8":
+        return False
+    tail = data[-64:].rstrip(b"\x00")  # some writers pad after EOI
+    return not tail.endswith(b"\xff\xd9")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file to HxWx3 uint8 RGB, or raise ``ImageDecodeError``."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageDecodeError(f"{path}: no such file")
+    if not path.is_file():
+        raise ImageDecodeError(f"{path}: not a regular file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"{path}: cannot be read ({exc.strerror})") from exc
+    return decode_bytes(data, str(path))
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file, decoding it fully (and so validating it)."""
+    img = read_image(path)
+    return img.shape[1], img.shape[0]
+
+
+def encode_jpg(image: np.ndarray, quality: int = 95) -> bytes:
+    """Encode HxWx3 uint8 RGB as JPG bytes."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ImageDecodeError("could not encode image as JPG")
+    return buf.tobytes()
+
+
+def write_image(path: str | Path, image: np.ndarray, quality: int = 95) -> None:
+    """Write HxWx3 uint8 RGB to ``path`` (format by suffix)."""
+    path = Path(path)
+    ext = path.suffix.lower() or ".png"
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise ImageDecodeError(f"{path}: could not encode image as {ext}")
+    path.write_bytes(buf.tobytes())
