@@ -1,0 +1,1 @@
+"""Physically based synthetic X-ray baggage images and threat image projection (TIP)."""
