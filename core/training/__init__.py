@@ -1,0 +1,1 @@
+"""Training: the over-sampling strategy (DOAM-O), the trainer, distributed runs, retraining."""
