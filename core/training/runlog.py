@@ -1,0 +1,107 @@
+"""A run's record: CSV and JSON-lines logs of steps and evaluations, and the loss/mAP plot."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+STEP_FIELDS = ["step", "epoch", "train_seconds", "loss", "lr", "phase", "images_per_s"]
+
+
+class RunLog:
+    """Appends to ``steps.csv`` and ``evals.jsonl`` in the run directory (safe across resumes)."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.enabled = enabled
+        self.steps_path = self.run_dir / "steps.csv"
+        self.evals_path = self.run_dir / "evals.jsonl"
+
+    def step(self, **row) -> None:
+        if not self.enabled:
+            return
+        new = not self.steps_path.exists()
+        with self.steps_path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=STEP_FIELDS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def evaluation(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with self.evals_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def read_steps(self) -> list[dict]:
+        if not self.steps_path.exists():
+            return []
+        with self.steps_path.open() as f:
+            return list(csv.DictReader(f))
+
+    def read_evals(self) -> list[dict]:
+        if not self.evals_path.exists():
+            return []
+        return [json.loads(line) for line in self.evals_path.read_text().splitlines() if line.strip()]
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop rows logged after the checkpoint's step (they will be redone)."""
+        if not self.enabled:
+            return
+        rows = [r for r in self.read_steps() if int(r["step"]) <= step]
+        if self.steps_path.exists():
+            with self.steps_path.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=STEP_FIELDS, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
+        evals = [e for e in self.read_evals() if e.get("step", 0) <= step]
+        if self.evals_path.exists():
+            self.evals_path.write_text("".join(json.dumps(e) + "\n" for e in evals))
+
+    def plot(self, path: Path | None = None) -> Path | None:
+        """Loss against training time, and mAP (overall and per OL) when evaluations exist."""
+        if not self.enabled:
+            return None
+        steps = [r for r in self.read_steps() if r.get("phase") == "train"]
+        if not steps:
+            return None
+        import matplotlib  # noqa: PLC0415 - plotting is optional for library users
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+
+        evals = self.read_evals()
+        fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(11 if evals else 6, 4), squeeze=False)
+        minutes = [float(r["train_seconds"]) / 60 for r in steps]
+        losses = [float(r["loss"]) for r in steps]
+        ax = axes[0][0]
+        ax.plot(minutes, losses, lw=0.6, alpha=0.5, label="loss")
+        window = max(1, len(losses) // 50)
+        if window > 1:
+            smooth = [sum(losses[max(0, i - window):i + 1]) / len(losses[max(0, i - window):i + 1])
+                      for i in range(len(losses))]
+            ax.plot(minutes, smooth, lw=1.5, label=f"loss (mean of {window})")
+        ax.set_xlabel("training time (min)")
+        ax.set_ylabel("loss")
+        ax.set_yscale("log")
+        ax.legend()
+        if evals:
+            ax = axes[0][1]
+            em = [e["train_seconds"] / 60 for e in evals]
+            ax.plot(em, [e["map"] for e in evals], "o-", label="mAP@0.5")
+            for level in (1, 2, 3):
+                key = f"map_ol{level}"
+                if all(key in e and e[key] is not None for e in evals):
+                    ax.plot(em, [e[key] for e in evals], ".--", label=f"OL{level}")
+            ax.set_xlabel("training time (min)")
+            ax.set_ylabel("mAP@0.5 (held-out)")
+            ax.set_ylim(0, 1)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        path = path or self.run_dir / "curve.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path

@@ -1,0 +1,331 @@
+"""The trainer: traditional training or the over-sampling strategy (DOAM-O) and its variants.
+
+One loop for every arch. Each step trains on a batch and scores its images by
+their per-image losses (the detector contract returns them); the sample pool
+(``core.training.sampling``) keeps the hard (or easy, or random) entries of a
+cycle and retrains them at the end of it (``pool_period`` steps, or one epoch).
+
+Resumable: ``checkpoint.pt`` is written every ``checkpoint_every_s`` seconds,
+at each epoch's end and on SIGINT/SIGTERM; running the same command again
+continues from it, training clock included. Deterministic on CPU for a seed:
+every sample's augmentation is seeded by (seed, epoch, index), whatever the
+number of data workers.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from core.classes import NUM_CLASSES
+from core.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from core.training.config import TrainConfig
+from core.training.distributed import DistContext, init_distributed, resolve_device, shutdown_distributed
+from core.training.runlog import RunLog
+from core.training.sampling import SamplePool
+
+log = logging.getLogger(__name__)
+
+
+class SeededDataset(Dataset):
+    """Seeds each sample's random augmentation by (seed, epoch, index): the same data whatever
+    the workers, the ranks or an interruption in between."""
+
+    def __init__(self, base: Dataset, seed: int) -> None:
+        self.base = base
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.seed * 1_000_003 + self.epoch * 100_003 + int(index)) % (2**63))
+            return self.base[index]
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig) -> None:
+        self.cfg = config
+        self.stop_requested = False
+        self.dist = DistContext()
+
+    # ---- set-up -----------------------------------------------------------------------
+    def _build(self) -> None:
+        from core.data.dataset import OPIXrayDataset, collate_fn, default_transforms  # noqa: PLC0415
+        from core.models.build import build_detector  # noqa: PLC0415
+
+        cfg = self.cfg
+        self.device = resolve_device(cfg.device)
+        self.dist = init_distributed(self.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        torch.manual_seed(cfg.seed)
+        options = dict(cfg.model_options)
+        if cfg.strategy == "focal":
+            options.setdefault("loss", "focal")
+        self.model = build_detector(cfg.arch, cfg.attention, num_classes=NUM_CLASSES, **options).to(self.device)
+        size = tuple(self.model.input_size)
+        self.dataset = SeededDataset(
+            OPIXrayDataset(cfg.data, "train", transforms=default_transforms(train=cfg.augment, size=size)), cfg.seed)
+        if len(self.dataset) == 0:
+            raise ValueError(f"{cfg.data}: the train split has no images")
+        self.collate = collate_fn
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if cfg.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "adamw":
+            self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+        self.net = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.pool = None
+        if cfg.strategy in ("hard", "easy", "random"):
+            self.pool = SamplePool(cfg.strategy, cfg.pool_capacity, cfg.pool_threshold, seed=cfg.seed + self.dist.rank)
+        self.run_dir = cfg.run_dir
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.runlog = RunLog(self.run_dir, enabled=self.dist.is_main)
+        self.state = TrainState(next_curve_seconds=(cfg.curve_every_min or 0) * 60)
+        self._resume_if_possible()
+
+    def _resume_if_possible(self) -> None:
+        path = self.run_dir / "checkpoint.pt"
+        if not path.exists():
+            if self.dist.is_main:
+                (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+            return
+        payload = load_checkpoint(path)
+        saved = payload["config"]
+        for key in ("arch", "attention", "strategy", "data", "seed", "batch_size"):
+            if saved.get(key) != getattr(self.cfg, key):
+                raise ValueError(f"{path}: was trained with {key}={saved.get(key)!r}, not {getattr(self.cfg, key)!r}; "
+                                 "use another --out or the same settings to resume")
+        self.model.load_state_dict(payload["state_dict"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        torch.set_rng_state(payload["torch_rng"])
+        self.state = payload["state"]
+        if self.pool is not None:
+            for item, loss in self.state.pool:
+                self.pool.offer(item, loss)
+        self.runlog.truncate_after(self.state.step)
+        log.info("resumed from %s at step %d (%.1f min of training)", path, self.state.step,
+                 self.state.train_seconds / 60)
+
+    # ---- the loop ---------------------------------------------------------------------
+    def run(self) -> dict:
+        self._build()
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in previous:
+            signal.signal(s, self._on_signal)
+        try:
+            return self._loop()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            shutdown_distributed(self.dist)
+
+    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+        log.warning("signal %d: finishing the current step, saving a checkpoint and stopping", signum)
+        self.stop_requested = True
+
+    def _batches_of_epoch(self, epoch: int) -> list[list[int]]:
+        n = len(self.dataset)
+        perm = np.random.default_rng([self.cfg.seed, epoch]).permutation(n)
+        usable = (n // self.dist.world_size) * self.dist.world_size or n  # equal shares keep DDP in step
+        share = perm[:usable][self.dist.rank::self.dist.world_size].tolist()
+        bs = self.cfg.batch_size
+        return [share[i:i + bs] for i in range(0, len(share), bs)]
+
+    def _total_steps(self) -> int | None:
+        if self.cfg.iters:
+            return self.cfg.iters
+        if self.cfg.time_budget_min:
+            return None
+        return self.cfg.epochs * len(self._batches_of_epoch(0))
+
+    def _loader(self, batches: list[list[int]]) -> DataLoader:
+        return DataLoader(self.dataset, batch_sampler=batches, num_workers=self.cfg.workers,
+                          collate_fn=self.collate, persistent_workers=False)
+
+    def _finished(self) -> bool:
+        cfg, st = self.cfg, self.state
+        if cfg.iters is not None and st.step >= cfg.iters:
+            return True
+        if cfg.time_budget_min is not None and st.train_seconds >= cfg.time_budget_min * 60:
+            return True
+        return cfg.iters is None and st.epoch >= cfg.epochs
+
+    def _loop(self) -> dict:
+        cfg, st = self.cfg, self.state
+        total = self._total_steps()
+        bar = tqdm(total=total, initial=min(st.step, total or st.step), desc="train", unit="step",
+                   disable=not self.dist.is_main, dynamic_ncols=True)
+        last_ckpt = time.monotonic()
+        interrupted = False
+        while not self._finished():
+            self.dataset.epoch = st.epoch
+            batches = self._batches_of_epoch(st.epoch)
+            for batch_idx, (images, targets) in enumerate(self._loader(batches[st.batch_in_epoch:]),
+                                                           start=st.batch_in_epoch):
+                per_image = self._train_step(images, targets, phase="train", bar=bar)
+                st.batch_in_epoch = batch_idx + 1
+                if self.pool is not None:
+                    self._offer(batches[batch_idx], per_image)
+                    if cfg.pool_period and st.step % cfg.pool_period == 0:
+                        self._replay_pool(bar)
+                stop = self.dist.all_any(self.stop_requested or self._finished())
+                if time.monotonic() - last_ckpt >= cfg.checkpoint_every_s or stop:
+                    self._checkpoint()
+                    last_ckpt = time.monotonic()
+                self._maybe_evaluate()
+                if stop:
+                    break
+            else:
+                # The epoch ran to its end: replay the pool if it cycles per epoch, go on.
+                if self.pool is not None and not cfg.pool_period:
+                    self._replay_pool(bar)
+                st.epoch += 1
+                st.batch_in_epoch = 0
+                self._checkpoint()
+                last_ckpt = time.monotonic()
+                continue
+            interrupted = self.stop_requested
+            break
+        bar.close()
+        self._checkpoint()
+        result = self._finish(interrupted)
+        return result
+
+    def _lr_at(self, step: int) -> float:
+        cfg = self.cfg
+        factor = min(1.0, (step + 1) / max(1, cfg.warmup_iters))
+        total = self._total_steps()
+        if total:  # cosine decay to 5% over the known length of the run
+            progress = min(1.0, step / max(1, total))
+            factor *= 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+        return cfg.lr * factor
+
+    def _train_step(self, images, targets, phase: str, bar) -> torch.Tensor:
+        t0 = time.perf_counter()
+        self.net.train()
+        images = images.to(self.device, non_blocking=True)
+        targets = [{"boxes": t["boxes"].to(self.device), "labels": t["labels"].to(self.device)} for t in targets]
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr_at(self.state.step)
+        losses = self.net(images, targets)
+        per_image = torch.stack(list(losses.values())).sum(dim=0)
+        loss = per_image.mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {self.state.step}: lower the learning rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        dt = time.perf_counter() - t0
+        st = self.state
+        st.step += 1
+        st.images_seen += len(images)
+        st.train_seconds += dt
+        self.runlog.step(step=st.step, epoch=st.epoch, train_seconds=round(st.train_seconds, 3),
+                         loss=round(loss.item(), 5), lr=self.optimizer.param_groups[0]["lr"], phase=phase,
+                         images_per_s=round(len(images) / dt, 2))
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", phase=phase, min=f"{st.train_seconds / 60:.1f}")
+        return per_image.detach().cpu()
+
+    def _offer(self, indices: list[int], per_image: torch.Tensor) -> None:
+        if self.cfg.pool_granularity == "batch":
+            self.pool.offer(tuple(indices), float(per_image.mean()))
+        else:
+            for index, loss in zip(indices, per_image.tolist()):
+                self.pool.offer(int(index), loss)
+        self.state.pool = self.pool.items()
+
+    def _replay_pool(self, bar) -> None:
+        entries = self.pool.drain()
+        self.state.pool = []
+        indices: list[int] = []
+        for entry in entries:
+            indices.extend(entry if isinstance(entry, tuple) else [entry])
+        bs = self.cfg.batch_size
+        batches = [indices[i:i + bs] for i in range(0, len(indices), bs)]
+        batches = batches[:self.dist.all_min(len(batches))]  # every rank takes the same number of steps
+        if not batches:
+            return
+        for images, targets in self._loader(batches):
+            self._train_step(images, targets, phase="replay", bar=bar)
+
+    # ---- saving and evaluating ----------------------------------------------------------
+    def _checkpoint(self) -> None:
+        if not self.dist.is_main:
+            return
+        t0 = time.perf_counter()
+        save_checkpoint(self.run_dir / "checkpoint.pt", state=self.state, config=self.cfg.to_dict(),
+                        model=self.model, optimizer=self.optimizer)
+        log.debug("checkpoint at step %d in %.2f s", self.state.step, time.perf_counter() - t0)
+
+    def _maybe_evaluate(self, force: bool = False) -> dict | None:
+        cfg, st = self.cfg, self.state
+        if cfg.curve_every_min is None or (not force and st.train_seconds < st.next_curve_seconds):
+            return None
+        st.next_curve_seconds = st.train_seconds + cfg.curve_every_min * 60
+        if not self.dist.is_main:
+            return None
+        from core.evaluation.runner import evaluate_model_on_dataset  # noqa: PLC0415
+
+        t0 = time.perf_counter()
+        metrics = evaluate_model_on_dataset(self.model, cfg.curve_data, split="test",
+                                            max_images=cfg.curve_max_images, device=self.device)
+        record = {"step": st.step, "train_seconds": round(st.train_seconds, 1), "images_seen": st.images_seen,
+                  "eval_seconds": round(time.perf_counter() - t0, 1), **metrics}
+        self.runlog.evaluation(record)
+        (self.run_dir / "curve.json").write_text(json.dumps(self.runlog.read_evals(), indent=2))
+        self.runlog.plot()
+        if metrics["map"] > st.best_map:
+            st.best_map = metrics["map"]
+            self._save_model_file(self.run_dir / "best.pt", metrics)
+        log.info("step %d, %.1f min: mAP@0.5 %.3f", st.step, st.train_seconds / 60, metrics["map"])
+        return record
+
+    def _save_model_file(self, path: Path, metrics: dict | None) -> str:
+        from core.inference.modelfile import save_model  # noqa: PLC0415
+
+        return save_model(path, self.model, metrics=metrics, strategy=self.cfg.strategy,
+                          extra={"train_seconds": round(self.state.train_seconds, 1), "step": self.state.step,
+                                 "images_seen": self.state.images_seen, "seed": self.cfg.seed,
+                                 "data": str(self.cfg.data)})
+
+    def _finish(self, interrupted: bool) -> dict:
+        st = self.state
+        result = {"run_dir": str(self.run_dir), "step": st.step, "epoch": st.epoch,
+                  "train_minutes": round(st.train_seconds / 60, 2), "images_seen": st.images_seen,
+                  "interrupted": interrupted}
+        if not self.dist.is_main:
+            return result
+        if not interrupted and self.cfg.curve_every_min is not None:
+            self._maybe_evaluate(force=True)
+        metrics = self.runlog.read_evals()[-1] if self.runlog.read_evals() else None
+        result["sha256"] = self._save_model_file(self.run_dir / "model.pt", metrics)
+        result["model"] = str(self.run_dir / "model.pt")
+        self.runlog.plot()
+        (self.run_dir / "result.json").write_text(json.dumps(result, indent=2))
+        return result
+
+
+def train(config: TrainConfig) -> dict:
+    """Train (or resume) a run; returns a summary dict (paths, steps, minutes)."""
+    return Trainer(config).run()
