@@ -221,8 +221,12 @@ class Trainer:
     def _train_step(self, images, targets, phase: str, bar) -> torch.Tensor:
         t0 = time.perf_counter()
         self.net.train()
+        if isinstance(images, (list, tuple)):
+            images = torch.stack(list(images))  # fixed-size inputs: the transforms resize to input_size
         images = images.to(self.device, non_blocking=True)
-        targets = [{"boxes": t["boxes"].to(self.device), "labels": t["labels"].to(self.device)} for t in targets]
+        # Plain tensors for the model: tv_tensors subclasses are a data-pipeline concern.
+        targets = [{"boxes": t["boxes"].as_subclass(torch.Tensor).float().to(self.device),
+                    "labels": t["labels"].to(self.device)} for t in targets]
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr_at(self.state.step)
         losses = self.net(images, targets)

@@ -1,0 +1,56 @@
+"""``python main.py eval``: the paper's evaluation of a model file on a dataset's test split."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "eval", help="VOC AP@0.5 per class and per occlusion level (the paper's Tables IV and V)",
+        description="Evaluate a model file on an OPIXray-layout dataset with the reference protocol: "
+                    "all-point AP, IoU > 0.5, confidence 0.01, NMS 0.45, top 200; per class, on the whole "
+                    "split and on the OL1/OL2/OL3 subsets.")
+    p.add_argument("--data", required=True, help="dataset root (OPIXray layout)")
+    p.add_argument("--model", required=True, help="model file (.pt)")
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--sha256", help="expected sha256 of the model file (refuse it otherwise)")
+    p.add_argument("--max-images", type=int, help="evaluate on the first N images only")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--plots", metavar="DIR", help="write a precision-recall plot per subset to DIR")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from core.data.opixray import AnnotationError  # noqa: PLC0415
+    from core.evaluation.reports import plot_all_pr_curves, result_summary  # noqa: PLC0415
+    from core.evaluation.runner import TEST_SCORE_THRESHOLD, evaluate_detector_on_dataset  # noqa: PLC0415
+    from core.imaging.decode import ImageDecodeError  # noqa: PLC0415
+    from core.inference.detector import Detector  # noqa: PLC0415
+    from core.inference.modelfile import ModelFileError  # noqa: PLC0415
+
+    try:
+        detector = Detector.load(args.model, device=args.device, expected_sha256=args.sha256,
+                                 score_threshold=TEST_SCORE_THRESHOLD)
+        result = evaluate_detector_on_dataset(detector, args.data, args.split, max_images=args.max_images)
+    except (ModelFileError, AnnotationError, ImageDecodeError, ValueError, OSError) as exc:
+        print(f"eval: error: {exc}", file=sys.stderr)
+        if isinstance(exc, (AnnotationError, ImageDecodeError)):
+            print(f"hint: `python main.py dataset check {args.data}` lists every problem of the dataset",
+                  file=sys.stderr)
+        return 2
+    if args.plots:
+        out = Path(args.plots)
+        out.mkdir(parents=True, exist_ok=True)
+        for path in plot_all_pr_curves(result, out):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        payload = result.to_dict()
+        payload["model"] = {"path": str(args.model), "model_id": detector.model_id}
+        print(json.dumps(payload, indent=2))
+    else:
+        print(f"model {detector.model_id} on {args.data} ({args.split})\n")
+        print(result_summary(result))
+    return 0

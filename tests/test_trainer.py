@@ -1,0 +1,129 @@
+"""The trainer end to end on a tiny dataset: strategies, resume, curve, determinism, DDP."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.training.checkpoint import load_checkpoint
+from core.training.config import TrainConfig
+from core.training.trainer import Trainer, train
+from tests.tiny_dataset import make_tiny_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"input_size": [96, 128], "widths": [8, 8, 16, 16, 16], "neck_channels": 16, "head_channels": 16}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny"), n_train=8, n_test=4)
+
+
+def config(data, out, **kw):
+    base = dict(data=str(data), out=str(out), arch="fast", attention="doam", strategy="hard", epochs=1,
+                batch_size=2, workers=0, warmup_iters=2, checkpoint_every_s=1e9, model_options=dict(SMALL))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("strategy", ["traditional", "hard", "easy", "random"])
+def test_each_strategy_runs_and_writes_a_loadable_model(data, tmp_path, strategy):
+    result = train(config(data, tmp_path, strategy=strategy, pool_capacity=2))
+    steps = [json.loads(json.dumps(r)) for r in (tmp_path / "steps.csv").read_text().splitlines()[1:]]
+    assert result["epoch"] == 1
+    phases = [line.split(",")[5] for line in steps]
+    assert phases.count("train") == 4                       # 8 images, batch 2
+    assert phases.count("replay") == (0 if strategy == "traditional" else 1)  # 2 pooled images: one batch
+    from core.inference.detector import Detector
+    detector = Detector.load(tmp_path / "model.pt")
+    assert detector.model_id.startswith("fast-doam-")
+    assert (tmp_path / "curve.png").exists()
+
+
+def test_same_seed_gives_identical_weights(data, tmp_path):
+    a = train(config(data, tmp_path / "a", iters=3, augment=True))
+    b = train(config(data, tmp_path / "b", iters=3, augment=True, workers=1))
+    sa = load_checkpoint(Path(a["run_dir"]) / "checkpoint.pt")["state_dict"]
+    sb = load_checkpoint(Path(b["run_dir"]) / "checkpoint.pt")["state_dict"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_resume_continues_where_it_stopped_with_the_same_result(data, tmp_path, monkeypatch):
+    full = train(config(data, tmp_path / "full", iters=4))
+
+    original = Trainer._train_step
+
+    def stop_after_two(self, *args, **kwargs):  # what SIGINT does: finish the step, save, stop
+        out = original(self, *args, **kwargs)
+        if self.state.step == 2:
+            self.stop_requested = True
+        return out
+
+    monkeypatch.setattr(Trainer, "_train_step", stop_after_two)
+    stopped = train(config(data, tmp_path / "split", iters=4))
+    assert stopped["interrupted"] and stopped["step"] == 2
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    resumed = train(config(data, tmp_path / "split", iters=4))  # the same command again
+    assert resumed["step"] == 4 and not resumed["interrupted"]
+    sa = load_checkpoint(Path(full["run_dir"]) / "checkpoint.pt")["state_dict"]
+    sb = load_checkpoint(Path(resumed["run_dir"]) / "checkpoint.pt")["state_dict"]
+    assert all(torch.allclose(sa[k], sb[k], atol=1e-6) for k in sa)
+    rows = (tmp_path / "split" / "steps.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3, 4]
+
+
+def test_resume_refuses_other_settings(data, tmp_path):
+    train(config(data, tmp_path, iters=1))
+    with pytest.raises(ValueError, match="attention"):
+        train(config(data, tmp_path, iters=2, attention="none"))
+
+
+def test_learning_curve_is_recorded_and_keeps_its_clock_across_resume(data, tmp_path):
+    cfg = config(data, tmp_path, iters=2, curve_every_min=0.0, curve_data=str(data))
+    first = train(cfg)
+    evals = json.loads((tmp_path / "curve.json").read_text())
+    assert evals and {"map", "map_ol1", "map_ol2", "map_ol3", "train_seconds"} <= set(evals[-1])
+    clock = load_checkpoint(tmp_path / "checkpoint.pt")["state"].train_seconds
+    assert clock > 0
+    train(config(data, tmp_path, iters=3, curve_every_min=0.0, curve_data=str(data)))
+    later = json.loads((tmp_path / "curve.json").read_text())
+    assert later[-1]["train_seconds"] >= clock >= later[0]["train_seconds"] - 1e-6
+    assert first["step"] == 2 and (tmp_path / "best.pt").exists()
+
+
+def test_kill_then_resume_loses_at_most_one_interval(data, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "main.py", "train", "--data", str(data), "--out", str(out), "--iters", "400",
+           "--batch-size", "2", "--workers", "0", "--checkpoint-every", "0",
+           *[f"--model-option={k}={json.dumps(v)}" for k, v in SMALL.items()]]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "checkpoint.pt").exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = load_checkpoint(out / "checkpoint.pt")["state"].step
+    assert 1 <= step < 400
+    resumed = subprocess.run([*cmd[:cmd.index("--iters") + 1], str(step + 2), *cmd[cmd.index("--iters") + 2:]],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads(resumed.stdout)["step"] == step + 2
+
+
+def test_two_process_ddp_step_on_cpu(data, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+           "main.py", "train", "--data", str(data), "--out", str(out), "--iters", "2", "--batch-size", "2",
+           "--workers", "0", "--strategy", "hard", "--pool-period", "1", "--pool-capacity", "2",
+           *[f"--model-option={k}={json.dumps(v)}" for k, v in SMALL.items()]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((out / "result.json").read_text())
+    assert result["step"] >= 2 and (out / "model.pt").exists()
