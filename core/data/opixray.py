@@ -18,6 +18,7 @@ Parsing here is strict and raises ``AnnotationError`` with file and line;
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,3 +182,45 @@ def write_lists(root: Path, split: str, ids: list[str], levels: dict[str, int] |
     if split == "test" and levels is not None:
         for level in OL_LIST_NAMES:
             write_id_list(ol_list_path(root, level), [i for i in ids if levels.get(i) == level])
+
+
+class OutputDirError(ValueError):
+    """An output directory that must not be written (inside the source, or not empty)."""
+
+
+def prepare_output_dir(out: Path, source: Path | None = None) -> Path:
+    """Create ``out`` for a new copy of a dataset, refusing anything that could lose data.
+
+    Refused: ``out`` inside ``source`` (or equal to it), ``source`` inside ``out``,
+    and an ``out`` that exists and is not an empty directory.
+    """
+    out = Path(out)
+    resolved = out.resolve()
+    if source is not None:
+        src = Path(source).resolve()
+        if resolved == src or resolved.is_relative_to(src):
+            raise OutputDirError(f"{out}: the output must not be inside the source dataset {source}")
+        if src.is_relative_to(resolved):
+            raise OutputDirError(f"{out}: the output must not contain the source dataset {source}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputDirError(f"{out}: already exists and is not an empty directory")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def copy_file(src: Path, dst: Path, link: bool = False) -> None:
+    """Copy ``src`` to ``dst``; with ``link`` hard-link instead where the file system allows.
+
+    A hard link shares the bytes with the source: only safe because dataset images
+    are never edited in place.
+    """
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        try:
+            dst.hardlink_to(src)
+            return
+        except OSError:
+            pass  # another device or a file system without links: fall back to a copy
+    shutil.copyfile(src, dst)
+

@@ -70,6 +70,12 @@ def decode_bytes(data: bytes, source: str = "image") -> np.ndarray:
     """Decode an encoded image (JPG, PNG, TIFF, BMP) to HxWx3 uint8 RGB."""
     if not data:
         raise ImageDecodeError(f"{source}: the file is empty (0 bytes)")
+    truncation = _jpeg_truncation(data)
+    if truncation:
+        # Checked before decoding: OpenCV either refuses a truncated JPG with a
+        # vague message or fills the missing part with grey and only warns; a scan
+        # with a missing bottom must not be screened as if it were whole.
+        raise ImageDecodeError(f"{source}: {truncation}")
     buf = np.frombuffer(data, dtype=np.uint8)
     # IMREAD_UNCHANGED keeps 16-bit depth and alpha so to_rgb8 applies its rules.
     try:
@@ -82,18 +88,28 @@ def decode_bytes(data: bytes, source: str = "image") -> np.ndarray:
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     elif decoded.ndim == 3 and decoded.shape[2] == 4:
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
-    if _looks_truncated(data):
-        # OpenCV fills a truncated JPG with grey and only warns; a scan with a
-        # missing bottom must not be screened as if it were whole.
-        raise ImageDecodeError(f"{source}: the JPG is truncated (no end-of-image marker)")
     return to_rgb8(decoded, source)
 
 
-def _looks_truncated(data: bytes) -> bool:
+def _jpeg_truncation(data: bytes) -> str | None:
+    """Why a JPG is cut short, or None (also for anything that is not a JPG).
+
+    A JPG is whole when its last scan (SOS marker) is followed by an end-of-image marker.
+
+    Entropy-coded data never holds the byte pairs FF DA or FF D9 (an FF there is
+    stuffed with 00), so the last SOS belongs to the main image and an EOI after
+    it means the image data is whole. Looking only at the file's last bytes would
+    refuse valid files that carry a trailer after the EOI (camera or scanner
+    metadata), and an EXIF thumbnail's own EOI sits before the main scan.
+    """
     if data[:2] != b"\xff\xd8":
-        return False
-    tail = data[-64:].rstrip(b"\x00")  # some writers pad after EOI
-    return not tail.endswith(b"\xff\xd9")
+        return None
+    last_scan = data.rfind(b"\xff\xda")
+    if last_scan < 0:
+        return "the JPG has no image data (truncated in its header, or corrupt)"
+    if data.rfind(b"\xff\xd9") < last_scan:
+        return "the JPG is truncated (no end-of-image marker after the image data)"
+    return None
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -108,6 +124,21 @@ def read_image(path: str | Path) -> np.ndarray:
     except OSError as exc:
         raise ImageDecodeError(f"{path}: cannot be read ({exc.strerror})") from exc
     return decode_bytes(data, str(path))
+
+
+def probe_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the file header only (fast; does not validate the pixels).
+
+    Pillow reads the size lazily from the header; a file Pillow cannot identify
+    falls back to a full decode, so the answer (or the error) matches ``read_image``.
+    """
+    path = Path(path)
+    try:
+        from PIL import Image, UnidentifiedImageError  # noqa: PLC0415 - only needed here
+        with Image.open(path) as im:
+            return int(im.size[0]), int(im.size[1])
+    except (ImportError, OSError, UnidentifiedImageError, ValueError):
+        return image_size(path)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
