@@ -127,3 +127,18 @@ def test_two_process_ddp_step_on_cpu(data, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((out / "result.json").read_text())
     assert result["step"] >= 2 and (out / "model.pt").exists()
+
+
+def test_init_from_a_model_file_continues_from_its_weights(data, tmp_path):
+    first = train(config(data, tmp_path / "a", iters=2))
+    from core.inference.modelfile import load_model_file
+    base, info = load_model_file(first["model"])
+    # Different arch/attention on the command line: the file's network wins.
+    cfg = config(data, tmp_path / "b", iters=1, attention="none", model_options={}, init_from=first["model"],
+                 init_sha256=first["sha256"], lr=1e-12, warmup_iters=1)
+    second = train(cfg)
+    tuned, tuned_info = load_model_file(second["model"])
+    assert tuned_info.attention == info.attention == "doam"
+    base_sd, tuned_sd = base.state_dict(), tuned.state_dict()
+    weights = [k for k in base_sd if base_sd[k].is_floating_point() and "running" not in k]
+    assert all(torch.allclose(base_sd[k], tuned_sd[k], atol=1e-6) for k in weights)

@@ -42,6 +42,8 @@ def register(sub) -> None:
                    help="evaluate on --curve-data every MIN minutes of training (learning curve)")
     p.add_argument("--curve-data", help="held-out dataset root for the learning curve (its test split)")
     p.add_argument("--curve-max-images", type=int, help="evaluate on at most this many held-out images")
+    p.add_argument("--init-from", metavar="MODEL", help="start from this model file's weights (its arch wins)")
+    p.add_argument("--init-sha256", help="expected sha256 of --init-from")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="detector option passed to build_detector (repeatable; VALUE parsed as JSON when it can be)")

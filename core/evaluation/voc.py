@@ -216,6 +216,25 @@ class EvalResult:
         return json.dumps(self.to_dict(curves), indent=indent)
 
 
+def result_from_dict(data: Mapping[str, Any]) -> EvalResult:
+    """Rebuild an ``EvalResult`` from ``to_dict(curves=True)`` (saved experiment results)."""
+    def nan(value: float | None) -> float:
+        return math.nan if value is None else float(value)
+
+    def subset(d: Mapping[str, Any]) -> SubsetAP:
+        classes = tuple(
+            ClassAP(c["class_index"], c["name"], nan(c["ap"]), c["num_ground_truth"], c["num_detections"],
+                    c["num_true_positives"], np.asarray(c.get("recall", []), float),
+                    np.asarray(c.get("precision", []), float), np.asarray(c.get("scores", []), float))
+            for c in d["classes"])
+        return SubsetAP(d["name"], d["num_images"], classes)
+
+    protocol = data["protocol"]
+    occlusion = {int(name[2:]): subset(d) for name, d in data.get("occlusion_levels", {}).items()}
+    return EvalResult(subset(data["overall"]), occlusion, float(protocol["iou_threshold"]),
+                      protocol["interpolation"], bool(protocol["inclusive_pixels"]), tuple(protocol["classes"]))
+
+
 def _json_float(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 

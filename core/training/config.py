@@ -55,6 +55,10 @@ class TrainConfig:
     curve_max_images: int | None = None    # evaluate on at most this many held-out images
     device: str = "auto"
     model_options: dict = field(default_factory=dict)
+    # Start from a model file's weights (fine-tuning, retraining): its arch, attention and options
+    # win over the fields above, since the weights only fit the network they were trained in.
+    init_from: str | None = None
+    init_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:

@@ -70,10 +70,13 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         torch.manual_seed(cfg.seed)
-        options = dict(cfg.model_options)
-        if cfg.strategy == "focal":
-            options.setdefault("loss", "focal")
-        self.model = build_detector(cfg.arch, cfg.attention, num_classes=NUM_CLASSES, **options).to(self.device)
+        if cfg.init_from:
+            self.model = self._model_from_file().to(self.device)
+        else:
+            options = dict(cfg.model_options)
+            if cfg.strategy == "focal":
+                options.setdefault("loss", "focal")
+            self.model = build_detector(cfg.arch, cfg.attention, num_classes=NUM_CLASSES, **options).to(self.device)
         size = tuple(self.model.input_size)
         self.dataset = SeededDataset(
             OPIXrayDataset(cfg.data, "train", transforms=default_transforms(train=cfg.augment, size=size)), cfg.seed)
@@ -100,6 +103,16 @@ class Trainer:
         self.runlog = RunLog(self.run_dir, enabled=self.dist.is_main)
         self.state = TrainState(next_curve_seconds=(cfg.curve_every_min or 0) * 60)
         self._resume_if_possible()
+
+    def _model_from_file(self) -> torch.nn.Module:
+        """The network and weights of ``init_from`` (verified), to train further."""
+        from core.inference.modelfile import load_model_file  # noqa: PLC0415
+
+        model, info = load_model_file(self.cfg.init_from, self.cfg.init_sha256)
+        self.cfg.arch, self.cfg.attention = info.arch, info.attention
+        self.cfg.model_options = dict(info.config["options"])
+        log.info("starting from %s (%s)", self.cfg.init_from, info.model_id)
+        return model
 
     def _resume_if_possible(self) -> None:
         path = self.run_dir / "checkpoint.pt"
