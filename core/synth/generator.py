@@ -22,8 +22,7 @@ from tqdm import tqdm
 from core.data.opixray import Box, make_layout, prepare_output_dir, write_lists, write_sample
 from core.imaging.decode import encode_jpg
 
-from .render import noise_bank
-from .scene import OPIXRAY_TEST_COUNTS, OPIXRAY_TRAIN_COUNTS, Catalogue, SceneConfig, compose_scene, default_catalogue
+from .scene import OPIXRAY_TEST_COUNTS, OPIXRAY_TRAIN_COUNTS, Catalogue, SceneConfig, compose_scene
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +111,9 @@ def iter_images(seed: int, n_train: int, n_test: int, config: SceneConfig = Scen
         for task in tasks:
             yield make_image(task, catalogue)
         return
-    # fork is fast and needs no re-import; elsewhere the default start method is used.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin" else None
-    if method == "fork":
-        # Load the catalogue and the detector's noise bank once here: forked workers share them.
-        catalogue = catalogue or default_catalogue()
-        noise_bank()
+    # forkserver: workers fork from a fresh single-threaded server, never from this process,
+    # whose OpenMP/OpenCV thread pools (torch is often loaded) would deadlock a forked child.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
     ctx = multiprocessing.get_context(method)
     chunk = max(1, min(8, total // (workers * 8)))
     with ctx.Pool(workers, initializer=_init_worker, initargs=(catalogue,)) as pool:
