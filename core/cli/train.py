@@ -19,7 +19,8 @@ def register(sub) -> None:
     p.add_argument("--attention", default="doam", choices=["none", "doam", "se", "nonlocal", "da"])
     p.add_argument("--strategy", default="hard", choices=list(STRATEGIES),
                    help="traditional (T), hard = the paper's over-sampling (O), easy (E), random (R), focal (F)")
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=int,
+                   help="stop after this many epochs (default: 1, or none with --time-budget: the budget decides)")
     p.add_argument("--iters", type=int, help="stop after this many optimiser steps (overrides --epochs)")
     p.add_argument("--time-budget", type=float, dest="time_budget_min", metavar="MIN",
                    help="stop after this many minutes of training")
@@ -31,6 +32,11 @@ def register(sub) -> None:
     p.add_argument("--warmup-iters", type=int, default=50)
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="no flips/scale/translation (pixel values are never altered either way)")
+    p.add_argument("--crop", type=int, metavar="PX",
+                   help="train on PX x PX crops of the image resized to the model's input size (the inference "
+                        "scale) around random items, instead of whole images; a multiple of 32, e.g. 256")
+    p.add_argument("--negative-share", type=float, default=0.2,
+                   help="with --crop: share of crops holding no item (hard negatives)")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pool-capacity", type=int, default=16, help="entries kept by the sample pool per cycle")

@@ -22,6 +22,8 @@ ARCH_DEFAULTS: dict[str, dict] = {
     "fast": dict(optimizer="adamw", lr=2e-3, momentum=0.9, weight_decay=1e-4, batch_size=8),
 }
 
+UNLIMITED_EPOCHS = 1_000_000
+
 
 @dataclass
 class TrainConfig:
@@ -30,7 +32,7 @@ class TrainConfig:
     arch: str = "fast"
     attention: str = "doam"
     strategy: str = "hard"                 # traditional | hard | easy | random | focal
-    epochs: int = 1
+    epochs: int | None = None              # None: 1, or no epoch limit when a time budget is given
     iters: int | None = None               # stop after this many optimiser steps (overrides epochs)
     time_budget_min: float | None = None   # stop after this much training wall-clock time
     optimizer: str | None = None           # sgd | adamw (None: the arch default)
@@ -41,6 +43,10 @@ class TrainConfig:
     warmup_iters: int = 50                 # linear warm-up: keeps the first from-scratch steps stable
     grad_clip: float = 10.0
     augment: bool = True                   # flips, scale and translation only: pixel values stay true
+    # Crop recipe (core.data.crops): train on crop x crop windows of the image resized to the
+    # model's input size (the inference scale) instead of whole images; None = whole images.
+    crop: int | None = None
+    negative_share: float = 0.2            # share of crops holding no object (hard negatives)
     workers: int = 2                       # data-loading processes
     seed: int = 0
     # Over-sampling pool (paper Sec. IV-B). Threshold None: every entry competes on loss alone,
@@ -65,12 +71,19 @@ class TrainConfig:
             raise ValueError(f"unknown strategy {self.strategy!r}; expected one of {', '.join(STRATEGIES)}")
         if self.pool_granularity not in ("image", "batch"):
             raise ValueError("pool_granularity must be 'image' or 'batch'")
+        if self.epochs is None:
+            # A time budget alone means "train for this long", not "one epoch or this long".
+            self.epochs = 1 if self.time_budget_min is None else UNLIMITED_EPOCHS
         defaults = ARCH_DEFAULTS.get(self.arch, ARCH_DEFAULTS["ssd"])
         for key, value in defaults.items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
         if self.batch_size < 1 or self.lr <= 0:
             raise ValueError("batch size must be >= 1 and the learning rate > 0")
+        if self.crop is not None and (self.crop < 32 or self.crop % 32):
+            raise ValueError(f"--crop must be a positive multiple of 32 (the detector's stride), got {self.crop}")
+        if not 0.0 <= self.negative_share < 1.0:
+            raise ValueError(f"--negative-share must be in [0, 1), got {self.negative_share}")
         if self.curve_every_min is not None and not self.curve_data:
             raise ValueError("--curve-every needs --curve-data (a held-out dataset)")
 

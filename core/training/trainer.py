@@ -78,8 +78,14 @@ class Trainer:
                 options.setdefault("loss", "focal")
             self.model = build_detector(cfg.arch, cfg.attention, num_classes=NUM_CLASSES, **options).to(self.device)
         size = tuple(self.model.input_size)
-        self.dataset = SeededDataset(
-            OPIXrayDataset(cfg.data, "train", transforms=default_transforms(train=cfg.augment, size=size)), cfg.seed)
+        if cfg.crop:
+            from core.data.crops import CropDataset  # noqa: PLC0415
+
+            base = CropDataset(cfg.data, "train", input_size=size, crop_size=cfg.crop,
+                               negative_share=cfg.negative_share, flips=cfg.augment)
+        else:
+            base = OPIXrayDataset(cfg.data, "train", transforms=default_transforms(train=cfg.augment, size=size))
+        self.dataset = SeededDataset(base, cfg.seed)
         if len(self.dataset) == 0:
             raise ValueError(f"{cfg.data}: the train split has no images")
         self.collate = collate_fn
@@ -122,7 +128,7 @@ class Trainer:
             return
         payload = load_checkpoint(path)
         saved = payload["config"]
-        for key in ("arch", "attention", "strategy", "data", "seed", "batch_size"):
+        for key in ("arch", "attention", "strategy", "data", "seed", "batch_size", "crop"):
             if saved.get(key) != getattr(self.cfg, key):
                 raise ValueError(f"{path}: was trained with {key}={saved.get(key)!r}, not {getattr(self.cfg, key)!r}; "
                                  "use another --out or the same settings to resume")
@@ -226,8 +232,12 @@ class Trainer:
         cfg = self.cfg
         factor = min(1.0, (step + 1) / max(1, cfg.warmup_iters))
         total = self._total_steps()
+        progress = None
         if total:  # cosine decay to 5% over the known length of the run
             progress = min(1.0, step / max(1, total))
+        elif cfg.time_budget_min:  # a time budget: the same decay over the training clock
+            progress = min(1.0, self.state.train_seconds / (cfg.time_budget_min * 60))
+        if progress is not None:
             factor *= 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
         return cfg.lr * factor
 
@@ -280,6 +290,8 @@ class Trainer:
             indices.extend(entry if isinstance(entry, tuple) else [entry])
         bs = self.cfg.batch_size
         batches = [indices[i:i + bs] for i in range(0, len(indices), bs)]
+        if self.cfg.iters is not None:  # a replay never runs past --iters (resume lands where asked)
+            batches = batches[:max(0, self.cfg.iters - self.state.step)]
         batches = batches[:self.dist.all_min(len(batches))]  # every rank takes the same number of steps
         if not batches:
             return
@@ -307,7 +319,7 @@ class Trainer:
         t0 = time.perf_counter()
         metrics = evaluate_model_on_dataset(self.model, cfg.curve_data, split="test",
                                             max_images=cfg.curve_max_images, device=self.device)
-        record = {"step": st.step, "train_seconds": round(st.train_seconds, 1), "images_seen": st.images_seen,
+        record = {"step": st.step, "train_seconds": round(st.train_seconds, 3), "images_seen": st.images_seen,
                   "eval_seconds": round(time.perf_counter() - t0, 1), **metrics}
         self.runlog.evaluation(record)
         (self.run_dir / "curve.json").write_text(json.dumps(self.runlog.read_evals(), indent=2))
