@@ -33,8 +33,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.data.opixray import (Box as LayoutBox, copy_file, load_split, make_layout, prepare_output_dir,
-                               split_dirs, write_annotation, write_lists)
+from core.data.opixray import Box as LayoutBox
+from core.data.opixray import (
+    copy_file,
+    load_split,
+    make_layout,
+    prepare_output_dir,
+    split_dirs,
+    write_annotation,
+    write_lists,
+)
 from core.imaging.decode import ImageDecodeError, read_image
 from core.store.images import ImageStore
 from core.store.values import Box, HardSample
@@ -190,7 +198,7 @@ def export_corrections(samples: Sequence[HardSample], images: ImageStore, out: P
 def _replay(base: Path, root: Path, corrected: int, settings: ExportSettings, result: CorrectionsExport) -> list[str]:
     """Link a seeded random share of the base train split into the export; returns the new ids."""
     samples = load_split(base, "train")  # strict: a broken base dataset fails the job with file and line
-    count = min(len(samples), int(round(settings.replay_ratio * corrected)))
+    count = min(len(samples), round(settings.replay_ratio * corrected))
     if count == 0:
         return []
     chosen = sorted(np.random.default_rng([settings.seed, 0x5EED]).choice(len(samples), count, replace=False))
