@@ -29,7 +29,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.classes import CLASSES
-from core.store.hard_samples import compare
 from core.store.values import Box, ScoredBox
 
 log = logging.getLogger(__name__)
@@ -169,6 +168,8 @@ def correct_bags(site: Site, screened: list[ScreenedBag], *, relabel: Callable[[
     ``relabel`` changes each true box before saving (wrong labels, for the rejection test);
     at most ``limit`` corrections are saved. Returns the number saved.
     """
+    from core.store.hard_samples import compare  # noqa: PLC0415 - SQLAlchemy only when the suite runs
+
     saved = 0
     for bag in screened:
         if limit is not None and saved >= limit:
@@ -193,6 +194,8 @@ def swap_labels(box: Box) -> Box:
 def lane_misses(detector, screened: list[ScreenedBag], *, alarm_threshold: float = ALARM_THRESHOLD) -> dict[str, int]:
     """What ``detector`` shows an inspector on the screened bags' images, against the known truth:
     items found (right class and place), missed (nothing there at all), false alarms, etc."""
+    from core.store.hard_samples import compare  # noqa: PLC0415
+
     counts = {"items": 0, "found": 0, "missed": 0, "false_alarm": 0, "wrong_class": 0, "poor_box": 0}
     for bag in screened:
         shown = predictions_of(detector.predict(bag.image))

@@ -21,8 +21,7 @@ def register(sub) -> None:
     info = model_sub.add_parser("info", help="parameters, size (MB) and GFLOPs of a detector",
                                 description="Parameters, model size (MB) and GFLOPs at the model's input size; "
                                             "with --table, every architecture x attention.")
-    from core.models.attention import ATTENTIONS  # noqa: PLC0415 - torch only once the CLI is built
-    from core.models.build import ARCHS, DEFAULT_ARCH  # noqa: PLC0415
+    from core.models.names import ARCHS, ATTENTIONS, DEFAULT_ARCH  # noqa: PLC0415 - torch-free names
 
     info.add_argument("--arch", choices=ARCHS, default=DEFAULT_ARCH, help="architecture (default: %(default)s)")
     info.add_argument("--attention", choices=ATTENTIONS, default="doam", help="attention module (default: %(default)s)")

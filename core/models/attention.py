@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ATTENTIONS: tuple[str, ...] = ("none", "doam", "se", "nonlocal", "da")
+from core.models.names import ATTENTIONS  # noqa: F401 - re-exported
 
 
 class IdentityAttention(nn.Module):

@@ -12,11 +12,10 @@ import logging
 from torch import nn
 
 from core.models.attention import ATTENTIONS
+from core.models.names import ARCHS, DEFAULT_ARCH  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
-ARCHS: tuple[str, ...] = ("fast", "ssd", "yolov3", "fcos")
-DEFAULT_ARCH = "fast"
 
 
 class ArchitectureUnavailable(RuntimeError):
