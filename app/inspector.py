@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QStatusBar, QVBoxLayout, QWidget
 
+from app.bag_timer import BagTimerLabel
 from app.canvas import ImageCanvas
 from app.inspector_panel import ScreeningPanel
 from app.keymap import Keymap
@@ -74,13 +75,15 @@ class InspectorView(QWidget):
         self._pending: deque[Bag] = deque()
         self._current: Bag | None = None
         self._opened_at: dt.datetime | None = None
-        self._opened_clock = QElapsedTimer()
         self._shown_perf = 0.0
         self._decision: tuple[int, str, dt.datetime] | None = None   # (seq, verdict, decided_at) being saved
         self._results: dict[str, DetectionResult] = {}
         self._enhance_token = 0            # newest screening request (0: plain image)
         self._enhance_shown = 0            # the request whose result is on the canvas
         self._model_failed: str | None = None
+        self._swap_warning: str | None = None     # a promoted model was refused; the old one still screens
+        self._closing = False                    # logging out: no new bag is shown
+        self._swapped_version: Any = None
         self._lane_message: str | None = None
         self._session_error: str | None = None
         # Session writes carry a sequence number kept across retries, so they are saved in order.
@@ -88,6 +91,7 @@ class InspectorView(QWidget):
         self._in_flight: dict[int, tuple[int, str, tuple]] = {}     # worker token -> (seq, method, args)
         self._failed_writes: list[tuple[int, str, tuple]] = []      # (seq, method, args) to send again
         self.model_id: str | None = None
+        self.model_version: Any = None          # ModelVersionInfo when the model came from the store
         self.decided = 0
         self.latencies_ms: list[float] = []     # bag shown -> boxes on screen
         self._actions: dict[str, QAction] = {}
@@ -99,10 +103,6 @@ class InspectorView(QWidget):
         self._connect()
         self._install_actions()
         keymap.changed.connect(self._install_actions)
-        self._clock = QTimer(self)
-        self._clock.setInterval(200)
-        self._clock.timeout.connect(self._update_clock)
-        self._clock.start()
         self._show_waiting()
 
     # ------------------------------------------------------------------ construction
@@ -115,9 +115,8 @@ class InspectorView(QWidget):
         self.bag_label.setObjectName("bagLabel")
         self.model_badge = QLabel("model: loading…")
         self.model_badge.setObjectName("modelBadge")
-        self.timer_label = QLabel("0.0 s")
-        self.timer_label.setObjectName("timerLabel")
-        self.timer_label.setProperty("late", False)
+        self.timer_label = BagTimerLabel(self.settings.time_limit_s)
+        self.timer_label.ticked.connect(self._update_status)
         header = QHBoxLayout()
         header.setContentsMargins(12, 6, 12, 6)
         header.addWidget(self.bag_label)
@@ -162,6 +161,7 @@ class InspectorView(QWidget):
         self.lane.lane_error.connect(self._on_lane_error)
         self.detector.model_loaded.connect(self._on_model_loaded)
         self.detector.model_failed.connect(self._on_model_failed)
+        self.detector.model_swapped.connect(self._on_model_swapped)
         self.detector.result_ready.connect(self._on_result)
         self.detector.prediction_failed.connect(self._on_prediction_failed)
         self.session_worker.done.connect(self._on_session_done)
@@ -216,9 +216,21 @@ class InspectorView(QWidget):
         self.detector.start()
         self.lane.start()
 
+    def begin_closing(self) -> None:
+        """Logging out: no more bags or decisions; the writes already queued still go to the store."""
+        self._closing = True
+        self.panel.set_decision_enabled(False)
+        self.canvas.set_editable(False)
+        self.lane.stop()
+        self.detector.stop()
+
+    def unsaved_writes(self) -> int:
+        """Session calls not yet saved (queued, running, or failed and waiting to be sent again)."""
+        return len(self._in_flight) + len(self._failed_writes)
+
     def shutdown(self) -> None:
         """Stop the lane, then the detector; let the session finish its queued writes."""
-        self._clock.stop()
+        self.timer_label.stop()
         self._retry_timer.stop()
         if self._failed_writes or self._decision is not None:
             log.error("closing with unsaved work: %d failed session write(s)%s", len(self._failed_writes),
@@ -247,13 +259,12 @@ class InspectorView(QWidget):
         self._update_banner()
 
     def _show_next(self) -> None:
-        if not self._pending:
+        if not self._pending or self._closing:
             self._show_waiting()
             return
         bag = self._pending.popleft()
         self._current = bag
         self._opened_at = utc_now()
-        self._opened_clock.start()
         self._shown_perf = time.perf_counter()
         self.canvas.set_image(bag.image)
         self.canvas.set_editable(True)
@@ -267,7 +278,7 @@ class InspectorView(QWidget):
         elif self._model_failed is None:
             self.detector.submit(bag.bag_id, bag.image)
             self.status_latency.setText("boxes: pending…")
-        self._update_clock()
+        self.timer_label.start()
         self._update_status()
         self.bag_shown.emit(bag.bag_id)
 
@@ -277,8 +288,7 @@ class InspectorView(QWidget):
         self.panel.set_decision_enabled(False)
         self.panel.set_detections([])
         self.bag_label.setText("Waiting for the next bag…")
-        self.timer_label.setText("–")
-        self._set_late(False)
+        self.timer_label.reset()
 
     @property
     def current_bag_id(self) -> str | None:
@@ -288,10 +298,24 @@ class InspectorView(QWidget):
         return len(self._pending)
 
     # ------------------------------------------------------------------ detections
+    def _on_model_swapped(self, version: Any) -> None:
+        # Always followed by model_loaded (same thread, so in order), which makes it current; the
+        # model note was about the fallback model, which no longer screens.
+        self._swapped_version, self.model_note = version, None
+        self.status_note.setText(f"now screening with model version {version.id} ({version.name})")
+
+    def _model_text(self) -> str:
+        if self.model_version is not None and self.model_id is not None:
+            return f"{self.model_version.name} v{self.model_version.id} ({self.model_id})"
+        return self.model_id or "loading…"
+
     def _on_model_loaded(self, model_id: str) -> None:
+        # A model loaded without model_swapped (a file, swap_model) is not known to be a registered version.
+        self.model_version, self._swapped_version = self._swapped_version, None
         self.model_id = model_id
         self._model_failed = None
-        self.model_badge.setText(f"model: {model_id}")
+        self._swap_warning = None
+        self.model_badge.setText(f"model: {self._model_text()}")
         self.model_badge.setProperty("missing", False)
         self.model_badge.style().unpolish(self.model_badge)
         self.model_badge.style().polish(self.model_badge)
@@ -306,12 +330,15 @@ class InspectorView(QWidget):
             self.model_badge.style().unpolish(self.model_badge)
             self.model_badge.style().polish(self.model_badge)
             self._update_detection_list()
-        self._update_banner(extra=message if self.model_id is not None else None)
+        else:
+            self._swap_warning = message      # stays up until a model loads
+        self._update_banner()
         self._update_status()
 
     def _on_result(self, result: DetectionResult) -> None:
         self._write("record_prediction", result.bag_id, prediction_record(
-            result.bag_id, result.model_id, result.boxes, result.labels, result.scores))
+            result.bag_id, result.model_id, result.boxes, result.labels, result.scores,
+            model_version_id=result.model_version_id))
         if self._current is not None and result.bag_id == self._current.bag_id:
             self._show_result(result)
         elif any(b.bag_id == result.bag_id for b in self._pending):
@@ -435,9 +462,10 @@ class InspectorView(QWidget):
 
     # ------------------------------------------------------------------ banner, clock, status
     def _update_banner(self, extra: str | None = None) -> None:
-        lines = [m for m in (self._session_error, self._model_failed, self._lane_message, self.model_note, extra) if m]
+        lines = [m for m in (self._session_error, self._model_failed, self._swap_warning, self._lane_message,
+                             self.model_note, extra) if m]
         self.banner.setText("\n".join(lines))
-        severe = bool(self._session_error or self._model_failed or self._lane_message)
+        severe = bool(self._session_error or self._model_failed or self._lane_message or self._swap_warning)
         self.banner.setProperty("severity", "error" if severe else "warning")
         self.banner.style().unpolish(self.banner)
         self.banner.style().polish(self.banner)
@@ -446,35 +474,17 @@ class InspectorView(QWidget):
     def banner_text(self) -> str:
         return self.banner.text() if not self.banner.isHidden() else ""
 
-    def _set_late(self, late: bool) -> None:
-        if self.timer_label.property("late") != late:
-            self.timer_label.setProperty("late", late)
-            self.timer_label.style().unpolish(self.timer_label)
-            self.timer_label.style().polish(self.timer_label)
-
-    def _update_clock(self) -> None:
-        if self._current is None or not self._opened_clock.isValid():
-            return
-        seconds = self._opened_clock.elapsed() / 1000.0
-        late = seconds > self.settings.time_limit_s
-        limit = self.settings.time_limit_s
-        self.timer_label.setText(f"⚠ {seconds:.1f} s  OVER {limit:.0f} s LIMIT" if late else f"{seconds:.1f} s / {limit:.0f} s")
-        self._set_late(late)
-        self._update_status()
-
     def is_late(self) -> bool:
-        return bool(self.timer_label.property("late"))
+        return self.timer_label.is_late()
 
     def set_time_limit(self, seconds: float) -> None:
-        if seconds <= 0:
-            raise ValueError(f"the per-bag time limit must be positive, got {seconds}")
+        self.timer_label.set_limit(seconds)
         self.settings.time_limit_s = float(seconds)
-        self._update_clock()
 
     def _update_status(self) -> None:
         if self._model_failed:
             self.status_model.setText("model: NONE")
         else:
-            self.status_model.setText(f"model: {self.model_id or 'loading…'}")
+            self.status_model.setText(f"model: {self._model_text()}")
         self.status_queue.setText(f"queue: {len(self._pending)} waiting · detector {self.detector.queue_length()}")
         self.status_decided.setText(f"decided: {self.decided}")

@@ -221,6 +221,21 @@ def lane_model(store, options: WorkstationOptions) -> ModelChoice:  # noqa: ANN0
     return choose_model(options.model, allow_untrained=options.untrained)
 
 
+def _open_window(app: QApplication, store, user, source: LaneSource, keymap: Keymap,  # noqa: ANN001
+                 options: WorkstationOptions) -> WorkstationWindow:
+    model = lane_model(store, options)
+    time_limit = options.time_limit if options.time_limit_given else _stored_time_limit(options.time_limit)
+    # Without --model the lane follows the store's active model (hot swap between bags).
+    window = WorkstationWindow(store, user, LaneSetup(source, model, keymap, InspectorSettings(time_limit_s=time_limit),
+                                                      follow_active=options.model is None))
+    window.resize(1500, 950)
+    window.show()
+    window.start()
+    log.info("workstation open for %s (%s): lane %s, %s, Qt platform %s", user.name, user.role, options.lane,
+             model.description, os.environ.get("QT_QPA_PLATFORM", app.platformName()))
+    return window
+
+
 def open_workstation(options: WorkstationOptions) -> int:
     from app.login import authenticate  # noqa: PLC0415
     from core.store.errors import StoreError  # noqa: PLC0415
@@ -242,25 +257,23 @@ def open_workstation(options: WorkstationOptions) -> int:
         print(f"error: cannot open the store: {exc}", file=sys.stderr)
         return 1
     try:
-        try:
-            user = authenticate(store, admin_password_file=options.admin_password_file, user_name=options.user)
-        except StoreError as exc:   # an unusable --admin-password-file, a store that went away
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        if user is None:
-            return 0    # login cancelled
-        model = lane_model(store, options)
-        time_limit = options.time_limit if options.time_limit_given else _stored_time_limit(options.time_limit)
-        window = WorkstationWindow(store, user, LaneSetup(source, model, keymap,
-                                                          InspectorSettings(time_limit_s=time_limit)))
-        window.resize(1500, 950)
-        window.show()
-        window.start()
-        log.info("workstation open for %s (%s): lane %s, %s, Qt platform %s", user.name, user.role, options.lane,
-                 model.description, os.environ.get("QT_QPA_PLATFORM", app.platformName()))
-        try:
-            return app.exec()
-        finally:
-            window.shutdown()
+        user_name, password_file = options.user, options.admin_password_file
+        while True:     # one pass per login: "Log out" closes the window and shows the login again
+            try:
+                user = authenticate(store, admin_password_file=password_file, user_name=user_name)
+            except StoreError as exc:   # an unusable --admin-password-file, a store that went away
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            if user is None:
+                return 0    # login cancelled
+            window = _open_window(app, store, user, source, keymap, options)
+            try:
+                code = app.exec()
+            finally:
+                window.shutdown()
+            if not window.did_log_out:
+                return code
+            # The next user gets a fresh lane source (the old one was stopped) and the current model.
+            user_name, password_file, source = "", None, build_source(options)
     finally:
         store.close()

@@ -1,6 +1,6 @@
 """After login: the perspectives a role may use, as tabs of one window.
 
-inspector -> the lane; supervisor -> review and statistics; annotator -> annotate;
+inspector -> the lane; supervisor -> review, statistics and models; annotator -> annotate;
 admin -> all of them. This only decides what is SHOWN: what each role may DO is
 enforced in core (``core.store.permissions``) on every store call, so a view
 opened by the wrong role is refused there too (tests check both).
@@ -13,13 +13,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QInputDialog, QLabel, QMainWindow, QMenuBar, QTabWidget, QWidget
 
+from app.hot_swap import DEFAULT_POLL_S, make_watcher
 from app.inspector import InspectorSettings, InspectorView
 from app.keymap import Keymap
 from app.keymap_dialog import KeymapDialog
+from app.logout import Logout
 from app.model_loading import ModelChoice
 from app.store_session import StoreSession, StoreTasks, find_model_version
 from core.lane.sources import LaneSource
@@ -30,12 +32,13 @@ log = logging.getLogger(__name__)
 
 ROLE_PERSPECTIVES: dict[str, tuple[str, ...]] = {
     "inspector": ("lane",),
-    "supervisor": ("review", "stats"),
+    "supervisor": ("review", "stats", "models"),
     "annotator": ("annotate",),
-    "admin": ("lane", "review", "stats", "annotate"),
+    "admin": ("lane", "review", "stats", "models", "annotate"),
 }
 TIME_LIMIT_KEY = "inspector/time_limit_s"
-TITLES = {"lane": "Lane", "review": "Review queue", "stats": "Statistics", "annotate": "Annotate"}
+TITLES = {"lane": "Lane", "review": "Review queue", "stats": "Statistics", "models": "Models",
+          "annotate": "Annotate"}
 
 
 def perspectives_for(role: str) -> tuple[str, ...]:
@@ -53,6 +56,8 @@ class LaneSetup:
     keymap: Keymap
     settings: InspectorSettings = field(default_factory=InspectorSettings)
     lane_id: int | None = None          # None: the user's lane, else the first lane (admin)
+    follow_active: bool = False         # hot swap: follow the store's active model (app.hot_swap)
+    model_poll_s: float = DEFAULT_POLL_S   # how often the detector worker asks the store, between bags
 
 
 def add_lane_menus(window: QMainWindow, menubar: QMenuBar, inspector: InspectorView) -> None:
@@ -90,6 +95,8 @@ def lane_for(store: Store, user: UserInfo, wanted: int | None) -> int | None:
 
 
 class WorkstationWindow(QMainWindow):
+    logged_out = Signal(object)          # the UserInfo who logged out (the window has closed)
+
     def __init__(self, store: Store, user: UserInfo, lane: LaneSetup | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -111,6 +118,15 @@ class WorkstationWindow(QMainWindow):
         quit_action = file_menu.addAction("&Quit")
         quit_action.setShortcut(QKeySequence.Quit)
         quit_action.triggered.connect(self.close)
+        self.logout_action = file_menu.addAction("&Log out")
+        self.logout_action.setObjectName("logoutAction")
+        self.logout_action.triggered.connect(self.logout)
+        self.keymap = lane.keymap if lane is not None else None
+        self._bind_logout_key()
+        if self.keymap is not None:
+            self.keymap.changed.connect(self._bind_logout_key)
+        self.logging_out = None          # app.logout.Logout while the pending writes are flushed
+        self.did_log_out = False
         for name in self.allowed:
             widget = self._build(name, lane)
             if widget is not None:
@@ -127,6 +143,9 @@ class WorkstationWindow(QMainWindow):
         if name == "stats":
             from app.stats_view import StatsView  # noqa: PLC0415
             return StatsView(self.store, self.user)
+        if name == "models":
+            from app.models_view import ModelsView  # noqa: PLC0415
+            return ModelsView(self.store, self.user)
         if name == "annotate":
             from app.annotate import AnnotateView  # noqa: PLC0415
             return AnnotateView(self.store, self.user)
@@ -144,6 +163,8 @@ class WorkstationWindow(QMainWindow):
         self.session = StoreSession(self.store, self.user, lane_id)
         self.inspector = InspectorView(self.session, lane.source, lane.model.loader, lane.keymap, lane.settings,
                                        model_note=lane.model.note)
+        if lane.follow_active:
+            self.inspector.detector.follow(make_watcher(self.store, min_interval_s=lane.model_poll_s))
         add_lane_menus(self, self.menuBar(), self.inspector)
         self.registry_note = QLabel()
         self.registry_note.setObjectName("sessionNote")
@@ -159,6 +180,18 @@ class WorkstationWindow(QMainWindow):
                                        f"model {model_id} is not registered: its boxes are not kept in the store")
         self.tasks.run(lambda: find_model_version(self.store, model_id), show,
                        lambda exc: self.registry_note.setText(f"model registry unavailable: {exc}"))
+
+    def _bind_logout_key(self) -> None:
+        if self.keymap is not None and "logout" in self.keymap.names():
+            self.logout_action.setShortcuts(self.keymap.sequences("logout"))
+        else:
+            self.logout_action.setShortcut("Ctrl+L")
+
+    def logout(self) -> None:
+        """Save what is pending, stop the lane, close; ``logged_out`` then lets another user log in."""
+        if self.logging_out is None and not self._closed:
+            self.logging_out = Logout(self)
+            self.logging_out.start()
 
     def view(self, name: str) -> QWidget:
         return self.views[name]

@@ -58,6 +58,7 @@ class PredictionRecord:
     boxes: tuple[tuple[float, float, float, float], ...]
     labels: tuple[int, ...]
     scores: tuple[float, ...]
+    model_version_id: int | None = None   # the registered version that made them, when the lane knows it
 
 
 @dataclass(frozen=True)
@@ -169,9 +170,9 @@ class InMemorySession:
 
 
 def prediction_record(bag_id: str, model_id: str, boxes: np.ndarray, labels: np.ndarray,
-                      scores: np.ndarray) -> PredictionRecord:
+                      scores: np.ndarray, *, model_version_id: int | None = None) -> PredictionRecord:
     """A PredictionRecord from a Prediction's arrays (plain tuples, safe to keep anywhere)."""
     return PredictionRecord(bag_id, model_id,
                             tuple(tuple(float(v) for v in box) for box in np.asarray(boxes).reshape(-1, 4)),
                             tuple(int(v) for v in np.asarray(labels).reshape(-1)),
-                            tuple(float(v) for v in np.asarray(scores).reshape(-1)))
+                            tuple(float(v) for v in np.asarray(scores).reshape(-1)), model_version_id)

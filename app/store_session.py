@@ -88,7 +88,9 @@ class StoreSession:
 
     def record_prediction(self, bag_id: str, prediction: PredictionRecord) -> None:
         store_id = self.store_bag_id(bag_id)
-        version = self._model_version(prediction.model_id)
+        # The hot-swapping worker knows the version it screened with; otherwise look the model up.
+        version = (prediction.model_version_id if prediction.model_version_id is not None
+                   else self._model_version(prediction.model_id))
         if version is None:
             return   # an unregistered model (e.g. the untrained demo model): nothing to attribute boxes to
         scored = []

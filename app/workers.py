@@ -8,6 +8,8 @@
   that thread) and serves a bounded latest-wins queue: when bags come faster than
   the model, the oldest waiting requests are dropped and the newest is predicted.
   Results are plain numpy (boxes, labels, scores, the heat map already coloured).
+  Given an ``ActiveModelWatcher`` (``follow``), it polls the store's active model
+  between two bags and swaps to a newly promoted one (hot swap, ``app.hot_swap``).
 - ``SessionWorker``: runs ``ScreeningSession`` calls in order on its own thread (the
   store does I/O); each call answers with ``done`` or ``failed`` and its token.
 - ``EnhanceWorker``: screening functions through ``EnhancementCache`` on a one-thread pool.
@@ -30,6 +32,7 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 
+from app import hot_swap
 from core.imaging.enhance import EnhancementCache
 from core.lane.sources import LaneSource
 
@@ -99,6 +102,7 @@ class DetectionResult:
     heat_rgba: np.ndarray | None   # H x W x 4 uint8 (attention as colour + alpha), or None
     latency_ms: float           # from submit to result
     timings: dict[str, float] = field(default_factory=dict)
+    model_version_id: int | None = None   # the registered version that made it (hot swap), if known
 
 
 def colourise_attention(attention: np.ndarray) -> np.ndarray:
@@ -119,6 +123,7 @@ class DetectorWorker(QThread):
     result_ready = Signal(object)    # DetectionResult
     prediction_failed = Signal(str, str)   # bag id, message
     dropped = Signal(str)            # bag id pushed out of the queue by newer bags
+    model_swapped = Signal(object)   # ModelVersionInfo now screening (the watcher swapped it in)
 
     def __init__(self, loader: Callable[[], Any] | None, capacity: int = 2, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -132,6 +137,8 @@ class DetectorWorker(QThread):
         self._stopping = False
         self.detector: Any = None       # touched only in this thread
         self.model_id: str | None = None
+        self.model_version: Any = None  # ModelVersionInfo of the detector when it came from the store
+        self.watcher: Any = None        # core.inference.registry.ActiveModelWatcher, see follow()
         self.max_queue_length = 0
         self.predicted = 0
         self.dropped_count = 0
@@ -153,6 +160,12 @@ class DetectorWorker(QThread):
     def queue_length(self) -> int:
         with self._cond:
             return len(self._jobs)
+
+    def follow(self, watcher: Any) -> None:
+        """Follow the store's active model (before ``start``): polled in this thread, between bags."""
+        if self.isRunning():
+            raise RuntimeError("follow() must be called before the detector worker starts")
+        self.watcher = watcher
 
     def swap_model(self, loader: Callable[[], Any]) -> None:
         """Load another model in the worker thread; the old one serves until the new one is ready."""
@@ -188,12 +201,24 @@ class DetectorWorker(QThread):
             return
         self.detector = detector
         self.model_id = str(getattr(detector, "model_id", "model"))
+        self.model_version = None      # a file chosen by hand: not (known to be) a registered version
         self.model_loaded.emit(self.model_id)
 
     def run(self) -> None:
-        self._load(self._loader)
+        if self.watcher is not None:
+            hot_swap.start_following(self, self._loader)
+        else:
+            self._load(self._loader)
         while True:
+            if self.watcher is not None:
+                # Between two bags (never during a prediction): swap if a new model was promoted.
+                hot_swap.poll_between_bags(self)
             with self._cond:
+                if self.watcher is not None and not (self._stopping or self._jobs or self._pending_loader):
+                    # Idle: wake up to poll (a promotion shows even when no bag comes), and poll
+                    # again before the bag that woke us, so it is screened by the newest model.
+                    self._cond.wait(max(0.05, self.watcher.min_interval_s))
+                    continue
                 while not self._stopping and not self._jobs and self._pending_loader is None:
                     self._cond.wait()
                 if self._stopping:
@@ -210,6 +235,7 @@ class DetectorWorker(QThread):
         if self.detector is None:
             self.prediction_failed.emit(bag_id, NO_MODEL_MESSAGE)
             return
+        version = self.model_version    # the model that screens this bag, recorded with its boxes
         try:
             prediction = self.detector.predict(image)
             heat = colourise_attention(prediction.attention) if prediction.attention is not None else None
@@ -221,7 +247,7 @@ class DetectorWorker(QThread):
         self.result_ready.emit(DetectionResult(
             bag_id=bag_id, model_id=prediction.model_id, boxes=prediction.boxes, labels=prediction.labels,
             scores=prediction.scores, heat_rgba=heat, latency_ms=(time.perf_counter() - submitted) * 1e3,
-            timings=dict(prediction.timings)))
+            timings=dict(prediction.timings), model_version_id=version.id if version is not None else None))
 
 
 # --------------------------------------------------------------------------- session

@@ -19,7 +19,8 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gui-bags", type=int, default=30, help="gui: bags streamed and decided (default 30)")
+    parser.add_argument("--gui-bags", type=int, default=300,
+                        help="gui: bags streamed and decided (default 300: 60 s at 5 bags/s)")
     parser.add_argument("--gui-rate", type=float, default=5.0, help="gui: bags per second offered (default 5)")
     parser.add_argument("--gui-tick-ms", type=int, default=5, help="gui: stall-meter timer interval (default 5 ms)")
     parser.add_argument("--gui-lane", choices=("replay", "demo"), default="replay",

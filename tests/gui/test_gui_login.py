@@ -109,7 +109,7 @@ def test_main_py_first_start_creates_the_store_and_logs_the_admin_in(qtbot, tmp_
     assert code == 0
     assert (data_dir / "workstation.db").is_file()
     assert seen["prefilled"] == "admin"
-    assert seen["tabs"] == ["Lane", "Review queue", "Statistics", "Annotate"]
+    assert seen["tabs"] == ["Lane", "Review queue", "Statistics", "Models", "Annotate"]
 
 
 def test_main_py_first_start_without_a_password_file_shows_the_generated_one_once(qtbot, tmp_path: Path,

@@ -68,10 +68,10 @@ def tabs(window: WorkstationWindow) -> list[str]:
 
 def test_each_role_sees_only_its_perspectives(open_window, world: World) -> None:
     assert tabs(open_window(world, world.inspector)) == ["Lane"]
-    assert tabs(open_window(world, world.supervisor)) == ["Review queue", "Statistics"]
+    assert tabs(open_window(world, world.supervisor)) == ["Review queue", "Statistics", "Models"]
     assert tabs(open_window(world, world.annotator)) == ["Annotate"]
     admin = open_window(world, world.admin)
-    assert tabs(admin) == ["Lane", "Review queue", "Statistics", "Annotate"]
+    assert tabs(admin) == ["Lane", "Review queue", "Statistics", "Models", "Annotate"]
     assert admin.inspector is not None and admin.session is not None
     with pytest.raises(ValueError, match="unknown role"):
         perspectives_for("visitor")
