@@ -27,9 +27,9 @@ def file_loader(path: Path, device: str = "auto") -> Callable[[], Any]:
     def load() -> Any:
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist")
-        from core.inference import Detector  # noqa: PLC0415 - torch loads in the worker thread
+        from core.inference.runtime import load_screening_detector  # noqa: PLC0415 - torch loads in the worker
 
-        return Detector.load(path, device=device)
+        return load_screening_detector(path, device=device)
     return load
 
 

@@ -39,6 +39,9 @@ def register(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     p.add_argument("--model", required=True, type=Path, help="model file (.pt, or .onnx for ONNX Runtime)")
+    p.add_argument("--runtime", choices=("auto", "onnxruntime", "pytorch"), default=None,
+                   help="run a .pt file's network under ONNX Runtime on a CPU (exported once, cached, checked "
+                        "against PyTorch) or PyTorch; default $XRAY_RUNTIME or auto (ONNX Runtime when it works)")
     p.add_argument("--sha256", help="expected sha256 of the model file (refuse it otherwise)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a listing")
     p.add_argument("--out", type=Path, help="folder for overlay JPGs (boxes + attention heat map)")
@@ -76,8 +79,13 @@ def _load_detector(args):
 
         return OnnxDetector.load(args.model, device="cpu", expected_sha256=args.sha256,
                                  score_threshold=args.score_threshold)
-    return Detector.load(args.model, device=args.device, expected_sha256=args.sha256,
-                         score_threshold=args.score_threshold)
+    if args.runtime == "pytorch" or (args.runtime is None and args.device == "cuda"):
+        return Detector.load(args.model, device=args.device, expected_sha256=args.sha256,
+                             score_threshold=args.score_threshold)
+    from core.inference.runtime import load_screening_detector  # noqa: PLC0415
+
+    return load_screening_detector(args.model, device=args.device, expected_sha256=args.sha256,
+                                   runtime=args.runtime, score_threshold=args.score_threshold)
 
 
 def run_detect(args) -> int:

@@ -8,7 +8,8 @@ changed does it load the new file, with ``Detector.load(path,
 expected_sha256=...)``, in the calling thread, so never on the GUI thread.
 The swap is a single assignment of ``(version, detector)``: a bag is screened
 wholly by one model, and its predictions are recorded with
-``watcher.current.version.id``. A file that is missing, corrupt or fails its
+``watcher.current.version.id``. The retraining job warms the ONNX cache for a candidate
+(``core.inference.runtime.warm_cache``), so a swap does not wait for an export. A file that is missing, corrupt or fails its
 sha256 is never run: the old model stays, the failure is returned (for the GUI
 to show) and that version is not retried until ``retry_after_s`` has passed.
 """
@@ -41,10 +42,11 @@ class SwapEvent:
 
 
 def load_detector(version: ModelVersionInfo, **kwargs: Any):  # noqa: ANN201 - a Detector
-    """The default loader: the registered file, verified against the registered sha256."""
-    from core.inference.detector import Detector  # noqa: PLC0415 - torch only where a model runs
+    """The default loader: the registered file, verified against the registered sha256, with the
+    screening runtime (ONNX Runtime on a CPU when it reproduces the model; core.inference.runtime)."""
+    from core.inference.runtime import load_screening_detector  # noqa: PLC0415 - torch only where a model runs
 
-    return Detector.load(version.path, expected_sha256=version.sha256, **kwargs)
+    return load_screening_detector(version.path, expected_sha256=version.sha256, **kwargs)
 
 
 class ActiveModelWatcher:
