@@ -10,8 +10,9 @@ someone log out. Only then are the workers shut down and the window closed;
 ``WorkstationWindow.logged_out`` tells ``app.main_window`` to show the login
 dialog again.
 
-The store has no logout call (``UsersRepo`` audits ``user.login`` and
-``user.login_failed`` only), so a logout is logged here, not in the audit trail.
+The logout is audited (``store.users.logout``) from the global thread pool: a database
+write never runs on the GUI thread, and a store that is down only costs the audit line
+(logged), never the logout.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QThreadPool, QTimer
 
 if TYPE_CHECKING:
     from app.perspectives import WorkstationWindow
@@ -66,5 +67,13 @@ class Logout(QObject):
         window.shutdown()               # the session worker's queue is empty: this does not wait on writes
         window.did_log_out = True
         log.info("%s (%s) logged out after %.2f s", user.name, user.role, time.perf_counter() - self.started)
+        QThreadPool.globalInstance().start(lambda store=window.store: _audit_logout(store, user))
         window.close()
         window.logged_out.emit(user)
+
+
+def _audit_logout(store, user) -> None:  # noqa: ANN001 - core.store.repo.Store, UserInfo
+    try:
+        store.users.logout(user)
+    except Exception as exc:  # noqa: BLE001 - the session is over either way; say why it is not audited
+        log.warning("logout of %s not written to the audit log: %s", user.name, exc)

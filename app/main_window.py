@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QSettings
+from PySide6.QtCore import QCoreApplication, QSettings, QThreadPool
 from PySide6.QtGui import QCloseEvent, QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
 
@@ -276,4 +276,5 @@ def open_workstation(options: WorkstationOptions) -> int:
             # The next user gets a fresh lane source (the old one was stopped) and the current model.
             user_name, password_file, source = "", None, build_source(options)
     finally:
+        QThreadPool.globalInstance().waitForDone(5000)   # e.g. the logout's audit write
         store.close()

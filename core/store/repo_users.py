@@ -131,6 +131,13 @@ class UsersRepo(RepoBase):
             self.audit(session, actor, "user.set_lane", "user", user.id, name=name, lane_id=lane_id)
         self.db.run(work)
 
+    def logout(self, who: object) -> None:
+        """Audit the end of a session (the workstation logs out only once every pending write is saved)."""
+        def work(session: Session) -> None:
+            actor = load_actor(session, who)
+            self.audit(session, actor, "user.logout", "user", actor.id)
+        self.db.run(work)
+
     def _managing(self, session: Session, who: object, name: str, *, allow_self: bool) -> Actor:
         actor = load_actor(session, who)
         target = self._by_name(session, name)

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -17,6 +18,7 @@ from app.model_loading import ModelChoice
 from app.perspectives import TITLES, LaneSetup, WorkstationWindow, perspectives_for
 from core.lane.sources import ReplaySource
 from core.store import auth
+from core.store.schema import AuditEntry
 from gui_helpers import tiny_detector
 from store_world import PASSWORD, World, cheap_hashing, make_world
 
@@ -26,6 +28,10 @@ def _cheap_hashing():
     previous = cheap_hashing()
     yield
     auth.set_hasher(previous)
+
+
+def audit_actions(store) -> list[str]:
+    return store.db.run(lambda s: list(s.scalars(select(AuditEntry.action).order_by(AuditEntry.seq))), write=False)
 
 
 @pytest.fixture
@@ -75,6 +81,7 @@ def test_the_logout_key_saves_the_pending_decision_before_the_window_closes(qtbo
     assert seen == {"user": "ines", "decisions": ["suspect"], "running": [False, False, False]}
     assert not window.isVisible() and view.unsaved_writes() == 0
     assert view.decided == 1 and view.current_bag_id is None            # no other bag was opened
+    qtbot.waitUntil(lambda: "user.logout" in audit_actions(world.store), timeout=10000)   # audited off the GUI thread
 
 
 def test_log_out_shows_the_login_again_and_the_next_user_gets_their_perspectives(

@@ -4,9 +4,11 @@ from __future__ import annotations
 import random
 import threading
 
+import pytest
 from sqlalchemy import select, text
 
 from core.cli import main as cli_main
+from core.store.errors import PermissionDenied
 from core.store.schema import AuditEntry, utcnow
 
 
@@ -92,3 +94,12 @@ def test_verify_audit_command(world, db_url, capsys) -> None:
     assert cli_main(["db", "verify-audit", "--db", db_url]) == 1
     out = capsys.readouterr().out
     assert "TAMPERED: audit row seq 5" in out
+
+
+def test_logout_is_audited_for_active_users_only(world) -> None:
+    world.store.users.logout(world.inspector_a)
+    assert _actions(world.store)[-1] == "user.logout"
+    world.store.users.disable(world.admin, world.inspector_b.name)
+    with pytest.raises(PermissionDenied):
+        world.store.users.logout(world.inspector_b)
+    assert world.store.verify_audit().ok
