@@ -12,12 +12,18 @@ running, or --auto and too few new corrections), 130 cancelled.
 
 A job's owner is a supervisor (``--user``): anyone who can run this command
 holds the database credentials already, as for the other commands.
+
+Under torchrun (``torchrun --nproc_per_node N main.py retrain ...``, the same
+arguments) rank 0 runs the job and alone touches the store; every rank trains
+(``core.training.retrain_dist``). The exit codes above are rank 0's; the other
+ranks exit 0 (1 if rank 0 never spoke to them).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -67,6 +73,8 @@ def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dist-timeout", type=float, default=30.0, metavar="MIN",
+                   help="under torchrun: how long a rank waits for the others before giving up (default 30)")
     p.set_defaults(func=_run)
 
 
@@ -90,14 +98,10 @@ def _cancel_on_signal(signum, frame) -> None:  # noqa: ANN001, ARG001
 
 
 def _run(args: argparse.Namespace) -> int:
-    from core.training.retrain import JobCancelled, JobRefused, new_hard_samples, run_retrain  # noqa: PLC0415
-
     if not getattr(args, "verbose", False):
         logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        settings = _settings(args)
-        if not (args.benchmark / "test").is_dir():
-            raise ValueError(f"{args.benchmark}: not an OPIXray-layout dataset (no test/ folder)")
+        settings = _settings(args)   # the same arguments on every rank: all of them stop here alike
     except ValueError as exc:
         print(f"retrain: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -105,6 +109,31 @@ def _run(args: argparse.Namespace) -> int:
         import torch  # noqa: PLC0415
 
         torch.set_num_threads(args.threads)
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:   # not under torchrun (or with one process)
+        return _job(args, settings, None)
+    from core.training.retrain_dist import Leader, follow, start_cluster  # noqa: PLC0415
+
+    try:
+        cluster = start_cluster(settings.device, args.dist_timeout)
+    except (RuntimeError, ValueError) as exc:
+        print(f"retrain: error: cannot join the process group: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not cluster.is_main:
+        return follow(cluster)
+    leader, code = Leader(cluster), EXIT_FAILED
+    try:
+        code = _job(args, settings, leader)
+        return code
+    finally:  # whatever ended the job before training, the other ranks must not wait for it
+        leader.release(f"rank 0 ended without training (exit code {code})")
+
+
+def _job(args: argparse.Namespace, settings, leader) -> int:  # noqa: ANN001
+    from core.training.retrain import JobCancelled, JobRefused, new_hard_samples, run_retrain  # noqa: PLC0415
+
+    if not (args.benchmark / "test").is_dir():
+        print(f"retrain: error: {args.benchmark}: not an OPIXray-layout dataset (no test/ folder)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     data_dir = resolve_data_dir(args.data_dir)
     previous = signal.signal(signal.SIGTERM, _cancel_on_signal)
     try:
@@ -122,7 +151,8 @@ def _run(args: argparse.Namespace) -> int:
                           "not starting", file=sys.stderr)
                     return EXIT_REFUSED
             outcome = run_retrain(store, user, data_dir=data_dir, benchmark=args.benchmark,
-                                  base_data=args.base_data, settings=settings, job_id=args.job_id)
+                                  base_data=args.base_data, settings=settings, job_id=args.job_id,
+                                  train=leader.train if leader is not None else None)
     except JobRefused as exc:
         print(f"retrain: refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED

@@ -19,7 +19,8 @@ Any failure marks the job failed with its error and log path; nothing before
 step 6 touches the model registry, so the active model stays as it was. A
 ``kill -9`` cannot mark its own job: the next job (or the GUI) calls
 :func:`reap_dead_jobs`, which recognises the dead process from the
-``process.json`` the job leaves in its directory.
+``process.json`` the job leaves in its directory. Under torchrun only rank 0
+runs this module's job; the other ranks join its training (``core.training.retrain_dist``).
 """
 from __future__ import annotations
 
@@ -287,8 +288,13 @@ def _attach_log(path: Path) -> logging.Handler:
 
 def run_retrain(store, who: object, *, data_dir: Path, benchmark: Path, base_data: Path | None = None,
                 settings: RetrainSettings = RetrainSettings(), job_id: int | None = None,
-                on_progress: Callable[[float, str], None] | None = None) -> RetrainOutcome:
-    """Run one retraining job to its end (see the module docstring). Raises JobRefused only."""
+                on_progress: Callable[[float, str], None] | None = None,
+                train: Callable[[Any, _Progress], dict] | None = None) -> RetrainOutcome:
+    """Run one retraining job to its end (see the module docstring). Raises JobRefused only.
+
+    ``train(config, progress)`` runs the fine-tuning (default :func:`_train`); under torchrun
+    rank 0 passes ``core.training.retrain_dist.Leader.train``, which trains on every rank.
+    """
     data_dir, benchmark = Path(data_dir), Path(benchmark)
     base_data = Path(base_data) if base_data is not None else None
     for path, what in ((benchmark, "benchmark"), (base_data, "base data")):
@@ -322,7 +328,8 @@ def run_retrain(store, who: object, *, data_dir: Path, benchmark: Path, base_dat
     progress = _Progress(store, who, job.id, on_progress)
     outcome = RetrainOutcome("failed", "", job=job)
     try:
-        _run_steps(store, who, job, active, samples, folder, benchmark, base_data, settings, progress, outcome)
+        _run_steps(store, who, job, active, samples, folder, benchmark, base_data, settings, progress, outcome,
+                   train or _train)
     except (JobCancelled, KeyboardInterrupt) as exc:
         outcome.status, outcome.message = "cancelled", f"cancelled: {exc or 'interrupted'}"
         log.warning("job %d cancelled", job.id)
@@ -347,7 +354,7 @@ def _end(action: Callable, who: object, job_id: int, *args: Any) -> None:
 
 def _run_steps(store, who: object, job: TrainingJobInfo, active: ModelVersionInfo, samples: list[HardSample],
                folder: Path, benchmark: Path, base_data: Path | None, settings: RetrainSettings,
-               progress: _Progress, outcome: RetrainOutcome) -> None:
+               progress: _Progress, outcome: RetrainOutcome, train: Callable[[Any, _Progress], dict]) -> None:
     from core.training.config import TrainConfig  # noqa: PLC0415
 
     log.info("job %d: %d hard samples, fine-tuning model version %d (%s)", job.id, len(samples), active.id,
@@ -372,11 +379,15 @@ def _run_steps(store, who: object, job: TrainingJobInfo, active: ModelVersionInf
                          pool_capacity=settings.pool_capacity, augment=settings.augment, workers=settings.workers,
                          seed=settings.seed, device=settings.device, checkpoint_every_s=300.0,
                          init_from=active.path, init_sha256=active.sha256)
-    result = _train(config, progress)
+    result = train(config, progress)
     outcome.seconds["train"] = round(time.perf_counter() - t0, 2)
     if result.get("interrupted") or progress.cancelled:
         raise JobCancelled("stopped during training")
     model_path = _install_candidate(result, store.images.root.parent / "models", job.id)
+    if os.environ.get("XRAY_RUNTIME", "auto") != "pytorch":
+        from core.inference.runtime import warm_cache  # noqa: PLC0415
+
+        warm_cache(model_path, result["sha256"])   # lanes swapping to it then load without an export pause
     progress(0.8, "evaluating", force=True)
 
     t0 = time.perf_counter()
@@ -393,7 +404,8 @@ def _run_steps(store, who: object, job: TrainingJobInfo, active: ModelVersionInf
         raise JobCancelled("cancelled before the candidate was registered")
 
     lineage = {"parent_model_id": active.id, "parent_sha256": active.sha256, **export.lineage(),
-               "settings": settings.to_dict(), "train_result": {k: result[k] for k in ("step", "train_minutes")}}
+               "settings": settings.to_dict(),
+               "train_result": {k: result[k] for k in ("step", "train_minutes", "world_size") if k in result}}
     (folder / "lineage.json").write_text(json.dumps(lineage, indent=2))
     candidate = store.models.register(who, name=f"retrain job {job.id}", arch=active.arch,
                                       path=model_path, sha256=result["sha256"], parent_id=active.id, job_id=job.id,
