@@ -11,6 +11,7 @@ callback and the canvas turns that into an undoable command.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -63,6 +64,22 @@ def tag_text(class_index: int, score: float | None) -> str:
     return f"{SHORT_NAMES[class_index]} {name}" + (f"  {score:.2f}" if score is not None else "")
 
 
+@functools.lru_cache(maxsize=1)
+def tag_font() -> QFont:
+    """The tags' font, shared by every box (made on first use: a QFont needs the application)."""
+    font = QFont()
+    font.setPixelSize(TAG_FONT_PX)
+    font.setBold(True)
+    return font
+
+
+@functools.lru_cache(maxsize=1024)
+def tag_advance(text: str) -> float:
+    # Qt asks a box for its bounding rect on every scene change and repaint; measuring the text
+    # each time was most of that call's cost. Tags are few (class x 2-decimal score).
+    return QFontMetricsF(tag_font()).horizontalAdvance(text)
+
+
 def moved_rect(rect: Rect, dx: float, dy: float, bounds: Rect) -> Rect:
     """``rect`` translated by (dx, dy), kept inside ``bounds`` without changing its size."""
     x1, y1, x2, y2 = rect
@@ -107,9 +124,7 @@ class BoxItem(QGraphicsRectItem):
         self.setFlag(QGraphicsItem.ItemIsSelectable, True)
         self.setAcceptHoverEvents(True)
         self.setZValue(10 if data.accepted else 5)
-        self._tag_font = QFont()
-        self._tag_font.setPixelSize(TAG_FONT_PX)
-        self._tag_font.setBold(True)
+        self._tag_font = tag_font()
 
     # ------------------------------------------------------------------ state
     @property
@@ -161,8 +176,7 @@ class BoxItem(QGraphicsRectItem):
     def boundingRect(self) -> QRectF:
         pad = self._px(HANDLE_PX)
         tag_h = self._px(TAG_FONT_PX + 8)
-        tag_w = self._px(QFontMetricsF(self._tag_font).horizontalAdvance(
-            tag_text(self.data_.class_index, self.data_.score)) + 12)
+        tag_w = self._px(tag_advance(tag_text(self.data_.class_index, self.data_.score)) + 12)
         r = self.rect()
         return QRectF(r.left() - pad, r.top() - tag_h - pad, max(r.width(), tag_w) + 2 * pad,
                       r.height() + tag_h + 2 * pad)

@@ -4,7 +4,9 @@ Scene coordinates are image pixels. The canvas owns the boxes on screen and the
 undo stack of their edits; it emits ``labels_changed(origin)`` whenever an edit (or
 its undo/redo) changes the set of accepted boxes, and the inspector saves a label
 revision. It draws only: arrays arrive ready (screening functions and the heat-map
-colours are computed off the GUI thread) and are wrapped into pixmaps here.
+colours are computed off the GUI thread) and are wrapped into pixmaps here; a QImage
+already in the pixmap's native format (``app.qimages.display_qimage``, built by a
+worker) is shown without converting a pixel on the GUI thread.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsRectItem, QG
 
 from app import commands
 from app.box_items import BoxData, BoxItem, Rect, class_colour
+from app.qimages import display_qimage
 from app.session import LabelBox
 
 log = logging.getLogger(__name__)
@@ -26,15 +29,9 @@ ZOOM_RANGE = (0.05, 40.0)      # relative to 1 image pixel = 1 screen pixel
 BACKGROUND = QColor("#15161a")
 
 
-def qimage_from_array(array: np.ndarray) -> QImage:
-    """An owned QImage from an HxWx3 RGB or HxWx4 RGBA uint8 array (the array may be read-only)."""
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ValueError(f"expected an HxWx3 or HxWx4 uint8 array, got {array.shape} {array.dtype}")
-    array = np.ascontiguousarray(array)
-    height, width, channels = array.shape
-    fmt = QImage.Format_RGB888 if channels == 3 else QImage.Format_RGBA8888
-    # QImage borrows the buffer; copy() makes it own its pixels before the array can go away.
-    return QImage(array.data, width, height, channels * width, fmt).copy()
+def _pixmap(image: np.ndarray | QImage) -> QPixmap:
+    # An array is converted here, on the GUI thread (fine for a user's action, not for every bag).
+    return QPixmap.fromImage(image if isinstance(image, QImage) else display_qimage(image))
 
 
 class ImageCanvas(QGraphicsView):
@@ -44,6 +41,9 @@ class ImageCanvas(QGraphicsView):
     def __init__(self, parent=None) -> None:  # noqa: ANN001 - Qt parent
         super().__init__(parent)
         self.setScene(QGraphicsScene(self))
+        # A few dozen boxes that all change with every bag: a BSP index costs more to rebuild (it asks
+        # every new box for its bounding rect, in Python) than a linear search of so few items.
+        self.scene().setItemIndexMethod(QGraphicsScene.NoIndex)
         self.setBackgroundBrush(BACKGROUND)
         self.setFrameShape(QFrame.NoFrame)
         self.setRenderHint(QPainter.SmoothPixmapTransform, True)
@@ -81,9 +81,10 @@ class ImageCanvas(QGraphicsView):
     def has_image(self) -> bool:
         return not self._image_item.pixmap().isNull()
 
-    def set_image(self, rgb: np.ndarray, *, new_bag: bool = True) -> None:
-        """Show an image. A new bag clears boxes, undo history and heat map, and fits the view."""
-        pixmap = QPixmap.fromImage(qimage_from_array(rgb))
+    def set_image(self, rgb: np.ndarray | QImage, *, new_bag: bool = True) -> None:
+        """Show an image (HxWx3 RGB array or a QImage). A new bag clears boxes, undo history and heat map,
+        and fits the view."""
+        pixmap = _pixmap(rgb)
         if new_bag:
             self.clear_bag()
         self._image_item.setPixmap(pixmap)
@@ -100,9 +101,9 @@ class ImageCanvas(QGraphicsView):
         self._image_item.setPixmap(QPixmap())
         self.cancel_draw()
 
-    def set_heat_map(self, rgba: np.ndarray | None) -> None:
-        """The attention overlay (HxWx4, alpha already encodes the attention), or None to remove it."""
-        self._heat_item.setPixmap(QPixmap() if rgba is None else QPixmap.fromImage(qimage_from_array(rgba)))
+    def set_heat_map(self, rgba: np.ndarray | QImage | None) -> None:
+        """The attention overlay (HxWx4 array or a QImage with alpha encoding the attention), or None."""
+        self._heat_item.setPixmap(QPixmap() if rgba is None else _pixmap(rgba))
         self._heat_item.setVisible(self._heat_visible)
 
     def has_heat_map(self) -> bool:
@@ -157,10 +158,11 @@ class ImageCanvas(QGraphicsView):
             item.set_view_scale(self._scale())
             item.editable = self.editable
             self._boxes[data.box_id] = item
+            self._apply_visibility(item)    # before adding: a hidden prediction then costs the scene no repaint
             self.scene().addItem(item)
         else:
             item.apply(data)
-        self._apply_visibility(item)
+            self._apply_visibility(item)
 
     def take_box(self, box_id: int) -> None:
         self._remove_item(box_id)

@@ -15,10 +15,14 @@ Measured on the GUI thread while the bags stream:
 - bag shown -> boxes on screen (the inspector view's own latencies), p50/p95;
 - decision commit: ``decide()`` -> ``decision_committed`` (through the SessionWorker
   and the store), p50/p95;
-- bags/s from the first bag shown to the last decision committed, and RSS growth.
+- bags/s from the first bag shown to the last decision committed, and RSS growth;
+- the GUI thread's own CPU time per bag (``time.thread_time``: what is ours, unlike the
+  stalls, which include the OS running other processes) and the garbage collector's
+  pauses while streaming (any thread's collection holds the GIL, so it stalls the GUI).
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import tempfile
@@ -58,6 +62,26 @@ def _rss_mb() -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+class _GcPauses:
+    """Durations of the cyclic garbage collector's runs (any thread) while installed."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []     # (generation, ms)
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], (time.perf_counter() - self._started) * 1e3))
+
+    def summary(self) -> dict[str, Any]:
+        full = [ms for generation, ms in self.pauses if generation == 2]
+        return {"collections": len(self.pauses), "full_collections": len(full),
+                "max_ms": round(max((ms for _, ms in self.pauses), default=0.0), 2),
+                "total_ms": round(sum(ms for _, ms in self.pauses), 1)}
 
 
 def _prepare_model(store: Any, actor: Any, folder: Path, wanted: Path | None) -> dict[str, Any]:
@@ -162,6 +186,8 @@ def _run(app: Any, settings: GuiBenchSettings, tmp: Path) -> dict[str, Any]:
     marks: dict[str, float] = {}
     counts = {"shown": 0, "boxes": 0, "failed": 0}
     shown_ids: list[str] = []
+    gc_pauses = _GcPauses()
+    cpu = {"start": 0.0, "end": None}       # the GUI thread's CPU seconds (time.thread_time)
 
     def decide_now() -> None:
         bag_id = view.current_bag_id
@@ -174,6 +200,8 @@ def _run(app: Any, settings: GuiBenchSettings, tmp: Path) -> dict[str, Any]:
         shown_ids.append(bag_id)
         if "first_shown" not in marks:
             marks["first_shown"] = time.perf_counter()
+            cpu["start"] = time.thread_time()
+            gc.callbacks.append(gc_pauses)
             meter.start()
 
     def on_boxes(bag_id: str) -> None:
@@ -192,6 +220,7 @@ def _run(app: Any, settings: GuiBenchSettings, tmp: Path) -> dict[str, Any]:
             rss["warm"] = _rss_mb()      # after the first bag: caches and pools exist
         if view.decided >= settings.bags:
             marks["last_committed"] = time.perf_counter()
+            cpu["end"] = time.thread_time()
             meter.stop()
             loop.quit()
 
@@ -211,6 +240,9 @@ def _run(app: Any, settings: GuiBenchSettings, tmp: Path) -> dict[str, Any]:
     loop.exec()
     deadline.stop()
     meter.stop()
+    if gc_pauses in gc.callbacks:
+        gc.callbacks.remove(gc_pauses)
+    cpu_ms = ((cpu["end"] or time.thread_time()) - cpu["start"]) * 1e3 if counts["shown"] else None
     rss["end"] = _rss_mb()
     window.shutdown()
     window.hide()
@@ -240,6 +272,8 @@ def _run(app: Any, settings: GuiBenchSettings, tmp: Path) -> dict[str, Any]:
             "gap_p99_ms": round(float(np.percentile(gaps, 99)), 2) if gaps else None,
             "gaps_over_50ms": sum(1 for g in gaps if g > STALL_GAP_MS),
         },
+        "gui_thread_cpu_ms_per_bag": round(cpu_ms / counts["shown"], 2) if cpu_ms is not None else None,
+        "gc_while_streaming": gc_pauses.summary(),
         "bag_shown_to_boxes_ms": _percentiles(list(view.latencies_ms)),
         "decision_commit_ms": _percentiles(commit_ms),
         "model": {**model, "model_id": loaded.get("id"), "load_failed": loaded.get("failed")},

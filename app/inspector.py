@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QStatusBar, QVBoxLayout, QWid
 
 from app.bag_timer import BagTimerLabel
 from app.canvas import ImageCanvas
+from app.gc_pauses import freeze_long_lived
 from app.inspector_panel import ScreeningPanel
 from app.keymap import Keymap
 from app.session import ScreeningSession, prediction_record
@@ -212,6 +213,7 @@ class InspectorView(QWidget):
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        freeze_long_lived()     # see app.gc_pauses: full collections must not freeze the lane
         self.session_worker.start()
         self.detector.start()
         self.lane.start()
@@ -266,7 +268,9 @@ class InspectorView(QWidget):
         self._current = bag
         self._opened_at = utc_now()
         self._shown_perf = time.perf_counter()
-        self.canvas.set_image(bag.image)
+        prepared = self.lane.take_image(bag.bag_id)     # converted by the lane thread (None: not prepared)
+        self.canvas.set_image(prepared if prepared is not None else bag.image)
+        self._enhance_shown = 0                         # the plain image is on the canvas
         self.canvas.set_editable(True)
         self.canvas.setFocus()
         self.panel.set_decision_enabled(True)
@@ -313,6 +317,7 @@ class InspectorView(QWidget):
         # A model loaded without model_swapped (a file, swap_model) is not known to be a registered version.
         self.model_version, self._swapped_version = self._swapped_version, None
         self.model_id = model_id
+        freeze_long_lived()     # the model's objects live as long as it screens: keep them out of full collections
         self._model_failed = None
         self._swap_warning = None
         self.model_badge.setText(f"model: {self._model_text()}")
@@ -346,7 +351,7 @@ class InspectorView(QWidget):
 
     def _show_result(self, result: DetectionResult) -> None:
         self.canvas.set_predictions(result.boxes, result.labels, result.scores)
-        self.canvas.set_heat_map(result.heat_rgba)
+        self.canvas.set_heat_map(result.heat_image if result.heat_image is not None else result.heat_rgba)
         latency = (time.perf_counter() - self._shown_perf) * 1e3
         self.latencies_ms.append(latency)
         self.status_latency.setText(f"boxes in {latency:.0f} ms (model {result.timings.get('total', 0):.0f} ms)")
@@ -383,7 +388,9 @@ class InspectorView(QWidget):
         chain = self.panel.chain()
         if not chain:
             self._enhance_token = 0
-            self.canvas.set_image(self._current.image, new_bag=False)
+            if self._enhance_shown:      # an enhanced image is on screen (else the plain one already is)
+                self.canvas.set_image(self._current.image, new_bag=False)
+                self._enhance_shown = 0
             return
         self._enhance_token = self.enhancer.request(self._current.bag_id, self._current.image, chain)
 

@@ -3,11 +3,14 @@
 - ``LaneWorker``: pulls bags from a ``core.lane`` source (which blocks and paces
   itself) and hands them to the GUI. A bag that cannot be decoded is reported, and
   the lane goes on. ``max_pending`` undecided bags stop the belt (the worker waits),
-  so an unattended lane cannot fill the memory.
+  so an unattended lane cannot fill the memory. It also converts the first few
+  waiting bags to display-ready QImages (``take_image``), so showing a bag does
+  not convert its pixels on the GUI thread.
 - ``DetectorWorker``: ONE long-lived thread that owns the ``Detector`` (loaded in
   that thread) and serves a bounded latest-wins queue: when bags come faster than
   the model, the oldest waiting requests are dropped and the newest is predicted.
-  Results are plain numpy (boxes, labels, scores, the heat map already coloured).
+  Results are plain numpy (boxes, labels, scores, the heat map already coloured),
+  plus the heat map as a display-ready QImage (built here, not on the GUI thread).
   Given an ``ActiveModelWatcher`` (``follow``), it polls the store's active model
   between two bags and swaps to a newly promoted one (hot swap, ``app.hot_swap``).
 - ``SessionWorker``: runs ``ScreeningSession`` calls in order on its own thread (the
@@ -33,12 +36,15 @@ import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 
 from app import hot_swap
+from app.qimages import display_qimage
 from core.imaging.enhance import EnhancementCache
 from core.lane.sources import LaneSource
 
 log = logging.getLogger(__name__)
 
 NO_MODEL_MESSAGE = "no model loaded: screening without detections"
+# Display-ready images kept for waiting bags (4.7 MB each at 1225x954); later bags are converted when shown.
+PREPARED_IMAGES = 4
 
 
 # --------------------------------------------------------------------------- lane
@@ -55,7 +61,25 @@ class LaneWorker(QThread):
         self.source = source
         self.max_pending = max_pending
         self._slots = threading.Semaphore(max_pending)
+        self._images: dict[str, Any] = {}      # bag id -> QImage, filled here, taken by the GUI thread
+        self._images_lock = threading.Lock()
         self.setObjectName("LaneWorker")
+
+    def take_image(self, bag_id: str) -> Any:
+        """The bag's display-ready QImage if this thread prepared one (once), else None."""
+        with self._images_lock:
+            return self._images.pop(bag_id, None)
+
+    def _prepare_image(self, bag: Any) -> None:
+        with self._images_lock:
+            if len(self._images) >= PREPARED_IMAGES:
+                return
+        try:
+            image = display_qimage(bag.image)
+        except ValueError:
+            return     # an unusual array: the canvas converts (or reports) it when the bag is shown
+        with self._images_lock:
+            self._images[bag.bag_id] = image
 
     def release_bag(self) -> None:
         """The GUI is done with one bag (decided): the belt may bring another."""
@@ -82,6 +106,7 @@ class LaneWorker(QThread):
                         return
                 if self.isInterruptionRequested():
                     return
+                self._prepare_image(bag)
                 self.bag_arrived.emit(bag)
         except Exception as exc:  # noqa: BLE001 - a broken source must not kill the workstation
             log.exception("lane source failed")
@@ -103,6 +128,7 @@ class DetectionResult:
     latency_ms: float           # from submit to result
     timings: dict[str, float] = field(default_factory=dict)
     model_version_id: int | None = None   # the registered version that made it (hot swap), if known
+    heat_image: Any = None      # heat_rgba as a display-ready QImage (app.qimages), built in the worker
 
 
 def colourise_attention(attention: np.ndarray) -> np.ndarray:
@@ -239,6 +265,7 @@ class DetectorWorker(QThread):
         try:
             prediction = self.detector.predict(image)
             heat = colourise_attention(prediction.attention) if prediction.attention is not None else None
+            heat_image = display_qimage(heat) if heat is not None else None
         except Exception as exc:  # noqa: BLE001 - one bad bag must not stop the detector
             log.exception("prediction failed for %s", bag_id)
             self.prediction_failed.emit(bag_id, f"{type(exc).__name__}: {exc}")
@@ -247,7 +274,8 @@ class DetectorWorker(QThread):
         self.result_ready.emit(DetectionResult(
             bag_id=bag_id, model_id=prediction.model_id, boxes=prediction.boxes, labels=prediction.labels,
             scores=prediction.scores, heat_rgba=heat, latency_ms=(time.perf_counter() - submitted) * 1e3,
-            timings=dict(prediction.timings), model_version_id=version.id if version is not None else None))
+            timings=dict(prediction.timings), model_version_id=version.id if version is not None else None,
+            heat_image=heat_image))
 
 
 # --------------------------------------------------------------------------- session
