@@ -34,3 +34,7 @@ def test_bench_gui_streams_n_bags_and_reports_stalls_and_latencies() -> None:
     default = ROOT / "resources" / "models" / "default.pt"
     assert model["untrained"] == (not default.is_file())
     assert ("untrained" in model["source"]) == model["untrained"]
+    assert gui["gui_thread_cpu_ms_per_bag"] is None or gui["gui_thread_cpu_ms_per_bag"] > 0
+    gc_pauses = gui["gc_while_streaming"]
+    assert 0 <= gc_pauses["full_collections"] <= gc_pauses["collections"]
+    assert gc_pauses["max_ms"] <= gc_pauses["total_ms"] + 0.1
