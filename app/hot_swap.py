@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from app.model_loading import operating_threshold
+
 if TYPE_CHECKING:   # no import at run time: app.workers imports this module
     from app.workers import DetectorWorker
 
@@ -67,6 +69,7 @@ def _adopt(worker: DetectorWorker, event: Any) -> None:
                                  f"{_kept(worker)}")
         return
     worker.detector = detector
+    worker.operating_threshold = operating_threshold(detector)
     worker.model_id = str(getattr(detector, "model_id", event.new.name))
     worker.model_version = event.new
     log.info(event.message)

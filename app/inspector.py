@@ -320,6 +320,7 @@ class InspectorView(QWidget):
         freeze_long_lived()     # the model's objects live as long as it screens: keep them out of full collections
         self._model_failed = None
         self._swap_warning = None
+        self.panel.suggest_threshold(self.detector.operating_threshold)
         self.model_badge.setText(f"model: {self._model_text()}")
         self.model_badge.setProperty("missing", False)
         self.model_badge.style().unpolish(self.model_badge)

@@ -58,6 +58,9 @@ class ScreeningPanel(QWidget):
         self.threshold_slider.setValue(round(threshold * 100))
         self.threshold_value = QLabel()
         self.threshold_slider.valueChanged.connect(self._on_threshold)
+        # Once the inspector moves the slider (mouse or keys), a model's suggested threshold no longer applies.
+        self.threshold_set_by_user = False
+        self.threshold_slider.actionTriggered.connect(lambda _action: setattr(self, "threshold_set_by_user", True))
         self.heat_check = _no_focus(QCheckBox("Heat map"))
         self.heat_check.setChecked(True)
         self.heat_check.toggled.connect(self.heat_toggled)
@@ -119,7 +122,13 @@ class ScreeningPanel(QWidget):
         return self.threshold_slider.value() / 100.0
 
     def step_threshold(self, steps: int) -> None:
+        self.threshold_set_by_user = True
         self.threshold_slider.setValue(self.threshold_slider.value() + 5 * steps)
+
+    def suggest_threshold(self, threshold: float | None) -> None:
+        """A model's own operating point (measured on held-out data), unless the inspector chose one."""
+        if threshold is not None and not self.threshold_set_by_user:
+            self.threshold_slider.setValue(round(threshold * 100))
 
     def _on_threshold(self, value: int) -> None:
         self.threshold_value.setText(f"{value / 100:.2f}")

@@ -56,3 +56,10 @@ def choose_model(path: Path | None = None, *, allow_untrained: bool = False, dev
     if allow_untrained:
         return ModelChoice(untrained_loader(), "untrained fast-doam", UNTRAINED_NOTE)
     return ModelChoice(file_loader(path, device), f"missing model file {path}")
+
+
+def operating_threshold(detector: Any) -> float | None:
+    """The score a loaded model should alarm from (measured on held-out data and saved in its file), if any."""
+    info = getattr(detector, "info", None)
+    value = getattr(info, "operating_threshold", None)
+    return value if isinstance(value, float) else None

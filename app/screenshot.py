@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QApplication
 from app.inspector import InspectorSettings
 from app.keymap import Keymap
 from app.main_window import make_application
-from app.model_loading import choose_model
+from app.model_loading import DEFAULT_MODEL_PATH, choose_model
 from app.perspectives import LaneSetup, WorkstationWindow
 from app.store_session import truth_box
 from core.lane.bag import Bag
@@ -192,7 +192,7 @@ def render_screenshots(out_dir: Path, *, model_path: Path | None = None, seed: i
             # Private settings: a screenshot must not pick up (or change) the user's key bindings.
             keymap = Keymap.load(settings=QSettings(str(scratch_dir / "settings.ini"), QSettings.IniFormat))
             model = choose_model(model_path, allow_untrained=True)
-            register_model(store, model_path, untrained=model.note is not None)
+            register_model(store, model_path or DEFAULT_MODEL_PATH, untrained=model.note is not None)
             source = TipSource(DemoLaneSource(rate_per_s=5.0, seed=seed, threat_rate=0.5, limit=SCREENED_BAGS + 2),
                                TipPolicy(0.3, seed=seed))
             # A second inspector first (closed again), so the statistics compare two people.

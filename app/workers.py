@@ -37,6 +37,7 @@ from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 
 from app import hot_swap
 from app.qimages import display_qimage
+from app.model_loading import operating_threshold
 from core.imaging.enhance import EnhancementCache
 from core.lane.sources import LaneSource
 
@@ -163,6 +164,7 @@ class DetectorWorker(QThread):
         self._stopping = False
         self.detector: Any = None       # touched only in this thread
         self.model_id: str | None = None
+        self.operating_threshold: float | None = None   # the model's own alarm threshold, if measured
         self.model_version: Any = None  # ModelVersionInfo of the detector when it came from the store
         self.watcher: Any = None        # core.inference.registry.ActiveModelWatcher, see follow()
         self.max_queue_length = 0
@@ -226,6 +228,7 @@ class DetectorWorker(QThread):
                 self.model_failed.emit(f"new model refused, keeping {self.model_id} ({exc})")
             return
         self.detector = detector
+        self.operating_threshold = operating_threshold(detector)
         self.model_id = str(getattr(detector, "model_id", "model"))
         self.model_version = None      # a file chosen by hand: not (known to be) a registered version
         self.model_loaded.emit(self.model_id)

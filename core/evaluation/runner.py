@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core.data.opixray import load_split
+from core.evaluation.operating_point import operating_point
 from core.evaluation.voc import EvalResult, evaluate_detections
 from core.imaging.decode import read_image
 
@@ -55,6 +56,7 @@ def summarise(result: EvalResult) -> dict:
            "num_images": result.overall.num_images}
     for level, subset in result.occlusion.items():
         out[f"map_ol{level}"] = clean(subset.mean_ap)
+    out["operating_point"] = operating_point(result)    # saved with the model: the lane's alarm threshold
     return out
 
 

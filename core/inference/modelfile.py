@@ -69,6 +69,13 @@ class ModelInfo:
     created: str = ""
     software: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def operating_threshold(self) -> float | None:
+        """The score the model should alarm from (core.evaluation.operating_point), if it was measured."""
+        point = self.metrics.get("operating_point") if isinstance(self.metrics, dict) else None
+        value = point.get("threshold") if isinstance(point, dict) else None
+        return float(value) if isinstance(value, (int, float)) and 0.0 < value < 1.0 else None
+
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

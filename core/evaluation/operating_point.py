@@ -1,0 +1,40 @@
+"""The score threshold at which a detector should alarm: the best F1 over all classes pooled.
+
+AP is threshold-free, but the lane has to draw boxes from some score up, and a heat-map
+detector trained for an hour scores its true positives at 0.2-0.4, not above 0.5. So each
+model carries its own operating point, measured on held-out data when it is evaluated: the
+threshold that maximises F1 of the pooled detections of every class (a detection counts as
+a hit under the same VOC matching as AP). The lane starts its score slider there.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core.evaluation.voc import EvalResult
+
+GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)
+
+
+def operating_point(result: EvalResult, grid: np.ndarray = GRID) -> dict[str, float] | None:
+    """{"threshold", "precision", "recall", "f1"} at the pooled-F1 maximum; None without ground truth."""
+    classes = [c for c in result.overall.classes if c.num_ground_truth > 0]
+    positives = sum(c.num_ground_truth for c in classes)
+    if positives == 0:
+        return None
+    hits = np.zeros(len(grid))
+    detections = np.zeros(len(grid))
+    for c in result.overall.classes:
+        if len(c.scores) == 0:
+            continue
+        # Detections are ranked by descending score: the first k are those scoring >= t.
+        kept = np.searchsorted(-np.asarray(c.scores), -grid, side="right")
+        detections += kept
+        if c.num_ground_truth > 0:
+            cumulative_hits = np.concatenate([[0.0], np.asarray(c.recall) * c.num_ground_truth])
+            hits += cumulative_hits[kept]
+    precision = np.divide(hits, detections, out=np.zeros_like(hits), where=detections > 0)
+    recall = hits / positives
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(hits), where=precision + recall > 0)
+    best = int(np.argmax(f1))
+    return {"threshold": float(grid[best]), "precision": round(float(precision[best]), 4),
+            "recall": round(float(recall[best]), 4), "f1": round(float(f1[best]), 4)}
