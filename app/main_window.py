@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
 from app.inspector import InspectorSettings, InspectorView
 from app.keymap import Keymap, KeymapError
 from app.keymap_dialog import KeymapDialog
-from app.model_loading import ModelChoice, choose_model
+from app.model_loading import ModelChoice, adopting, choose_model
 from app.perspectives import TIME_LIMIT_KEY, LaneSetup, WorkstationWindow, add_lane_menus
 from app.session import ScreeningSession
 from core.config import resolve_data_dir, resolve_db_url, redact_url
@@ -218,7 +218,10 @@ def lane_model(store, options: WorkstationOptions) -> ModelChoice:  # noqa: ANN0
             active = None
         if active is not None:
             return ModelChoice(lambda: load_detector(active), f"active model {active.name} ({active.path})")
-    return choose_model(options.model, allow_untrained=options.untrained)
+    choice = choose_model(options.model, allow_untrained=options.untrained)
+    if options.model is None and choice.loader is not None and choice.note is None:
+        choice = adopting(choice, store)      # the bundled model becomes the registry's first active version
+    return choice
 
 
 def _open_window(app: QApplication, store, user, source: LaneSource, keymap: Keymap,  # noqa: ANN001

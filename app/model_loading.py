@@ -6,10 +6,13 @@ happens off the GUI thread and a failure is reported, not raised into the window
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "resources" / "models" / "default.pt"
 UNTRAINED_NOTE = ("UNTRAINED MODEL (demo only): boxes and heat map come from random weights and mean nothing. "
@@ -63,3 +66,20 @@ def operating_threshold(detector: Any) -> float | None:
     info = getattr(detector, "info", None)
     value = getattr(info, "operating_threshold", None)
     return value if isinstance(value, float) else None
+
+
+def adopting(choice: ModelChoice, store: Any) -> ModelChoice:
+    """The same model, and on first load (in the detector's thread) registered as the store's active
+    version if the store has none, so its boxes are stored and retraining can start from it."""
+    def load() -> Any:
+        detector = choice.loader()
+        info = getattr(detector, "info", None)
+        if info is not None:
+            from core.inference.registry import adopt_bundled_model  # noqa: PLC0415
+
+            try:
+                adopt_bundled_model(store, info)
+            except Exception as exc:  # noqa: BLE001 - screening goes on; the status bar says it is unregistered
+                log.warning("could not register %s in the store: %s", info.model_id, exc)
+        return detector
+    return ModelChoice(load, choice.description, choice.note)

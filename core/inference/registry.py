@@ -99,3 +99,27 @@ class ActiveModelWatcher:
     def _is_current(self, active: ModelVersionInfo) -> bool:
         return (self.current is not None and self.current.version.id == active.id
                 and self.current.version.sha256 == active.sha256)
+
+
+def adopt_bundled_model(store, info, operator: str = "bundled default model") -> ModelVersionInfo | None:  # noqa: ANN001
+    """On a store with no active model, register the model file the lane screens with and make it active.
+
+    A fresh workstation screens with ``resources/models/default.pt``; without a registered
+    version its predictions could not be stored, so no hard sample, no statistics per model
+    and no retraining. ``info`` is the loaded file's ``ModelInfo`` (verified). Returns the
+    active version, or None when the store already had one (then nothing changes).
+    """
+    from core.store.permissions import SystemActor  # noqa: PLC0415
+
+    if store.models.active() is not None:
+        return None
+    actor = SystemActor(operator)
+    version = next((v for v in store.models.list() if v.sha256 == info.sha256), None)
+    if version is None:
+        version = store.models.register(actor, name=info.model_id, arch=info.arch, attention=info.attention,
+                                        path=info.path, sha256=info.sha256, metrics=info.metrics)
+    if version.status not in ("candidate", "retired"):
+        return None          # rejected earlier by a supervisor: never promote it behind their back
+    promoted = store.models.promote(actor, version.id)
+    log.info("registered the bundled model %s as active version %d", info.model_id, promoted.id)
+    return promoted
