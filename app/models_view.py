@@ -2,9 +2,8 @@
 
 Top: every registered model version (the active one highlighted) with its key
 numbers; the selected version's metrics, lineage and gate verdict beside it.
-Bottom: "Retrain now" starts ``python main.py retrain`` as its own process
-(``app.retrain_process``) on a job row this view creates first, so the job's
-progress can be read from the store while the child's output scrolls by.
+Bottom: "Retrain now" (or ``app.auto_retrain`` at N new hard samples) starts ``python main.py
+retrain`` as its own process (``app.retrain_process``) on a job row this view creates first.
 
 Every store call runs off the GUI thread (``StoreTasks``). Roles are enforced
 in core: promote, reject, roll back and creating a job raise PermissionDenied
@@ -25,6 +24,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QGro
                                QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from app.auto_retrain import AutoRetrainControl
 from app.retrain_process import (ACTIVE_STATES, ProcessResult, ProcessRunner, prepare_job, retrain_command,
                                  settle_job)
 from app.store_session import StoreTasks
@@ -219,6 +219,7 @@ class ModelsView(QWidget):
             row.addWidget(browse)
             form.addRow(label, row)
         form.addRow("Fine-tuning steps", self.iters_spin)
+        form.addRow("Retrain by itself at", AutoRetrainControl(self))
         self.retrain_button = QPushButton("Retrain now")
         self.retrain_button.setObjectName("retrainButton")
         self.retrain_button.clicked.connect(self.retrain_now)
