@@ -51,10 +51,6 @@ class InspectorSettings:
     detector_capacity: int = 2          # latest-wins queue length
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 class InspectorView(QWidget):
     bag_shown = Signal(str)
     decision_committed = Signal(object)     # DecisionRecord
@@ -266,7 +262,7 @@ class InspectorView(QWidget):
             return
         bag = self._pending.popleft()
         self._current = bag
-        self._opened_at = utc_now()
+        self._opened_at = dt.datetime.now(dt.timezone.utc)
         self._shown_perf = time.perf_counter()
         prepared = self.lane.take_image(bag.bag_id)     # converted by the lane thread (None: not prepared)
         self.canvas.set_image(prepared if prepared is not None else bag.image)
@@ -366,6 +362,8 @@ class InspectorView(QWidget):
 
     def _on_threshold(self, threshold: float) -> None:
         self.canvas.set_score_threshold(threshold)
+        if hasattr(self.session_worker.session, "alarm_threshold"):   # "the model alarmed" = it showed a box
+            self.session_worker.session.alarm_threshold = threshold
         self._update_detection_list()
 
     def _update_detection_list(self) -> None:
@@ -418,7 +416,7 @@ class InspectorView(QWidget):
         """Commit a verdict for the bag on screen; False when there is none or one is being saved."""
         if self._current is None or self._decision is not None or self._opened_at is None:
             return False
-        decided_at = max(utc_now(), self._opened_at)
+        decided_at = max(dt.datetime.now(dt.timezone.utc), self._opened_at)
         seq = self._write("decide", self._current.bag_id, verdict, self._opened_at, decided_at)
         self._decision = (seq, verdict, decided_at)
         self.panel.set_decision_enabled(False)

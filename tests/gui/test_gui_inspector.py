@@ -242,3 +242,12 @@ def test_label_revisions_that_fail_are_sent_again_in_order(qtbot, make_window, b
     assert session.origins("bag000") == ["added", "added"]
     press(qtbot, window, CLEAR)
     qtbot.waitUntil(lambda: len(session.decisions) == 1, timeout=5000)
+
+
+def test_the_sessions_alarm_threshold_follows_the_score_slider(qtbot, make_window, bag_folder: Path) -> None:
+    # "The model alarmed" (a flagging rule) means it showed the inspector a box: the slider decides.
+    session = InMemorySession()
+    session.alarm_threshold = 0.5
+    window = make_window(ReplaySource(sorted(bag_folder.iterdir())[:1], rate_per_s=50.0), session=session)
+    window.inspector.panel.step_threshold(-2)
+    assert session.alarm_threshold == pytest.approx(0.4)
