@@ -259,3 +259,16 @@ def test_no_hard_samples_means_nothing_to_do_and_no_job(world, tmp_path: Path) -
     assert outcome.status == "nothing_to_do" and "no hard samples" in outcome.message
     assert world.store.jobs.list() == []
     assert world.store.models.active().id == world.model_id
+
+
+def test_hard_samples_are_judged_at_the_active_models_own_operating_point() -> None:
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from core.training.retrain import DEFAULT_ALARM_THRESHOLD, RetrainSettings, alarm_threshold_for  # noqa: PLC0415
+
+    assert alarm_threshold_for(SimpleNamespace(metrics={"operating_point": {"threshold": 0.31}})) == 0.31
+    for metrics in ({}, None, {"operating_point": None}, {"operating_point": {"threshold": 1.5}}):
+        assert alarm_threshold_for(SimpleNamespace(metrics=metrics)) == DEFAULT_ALARM_THRESHOLD
+    assert alarm_threshold_for(None) == DEFAULT_ALARM_THRESHOLD
+    assert RetrainSettings().gate_settings().alarm_threshold == DEFAULT_ALARM_THRESHOLD
+    assert RetrainSettings(score_threshold=0.3).gate_settings().alarm_threshold == 0.3

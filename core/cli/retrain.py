@@ -62,7 +62,9 @@ def register(sub) -> None:  # noqa: ANN001 - argparse's private subparsers type
                    help="replayed base images per corrected training bag (default 1.0)")
     p.add_argument("--holdout-share", type=float, default=0.2,
                    help="share of corrected bags held out for the gate (default 0.2)")
-    p.add_argument("--score-threshold", type=float, default=0.5, help="alarm threshold (default 0.5)")
+    p.add_argument("--score-threshold", type=float, default=None,
+                   help="alarm threshold hard samples are judged at (default: the active model's operating point, "
+                        "or 0.5 for a model without one)")
     p.add_argument("--tolerance", type=float, dest="benchmark_tolerance", default=0.02,
                    help="benchmark mAP drop allowed (default 0.02)")
     p.add_argument("--detail-tolerance", type=float, default=0.05,

@@ -33,7 +33,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,16 @@ PROGRESS_EVERY_S = 2.0
 QUEUED_TIMEOUT = dt.timedelta(minutes=15)
 
 
+DEFAULT_ALARM_THRESHOLD = 0.5
+
+
+def alarm_threshold_for(version: ModelVersionInfo | None) -> float:
+    """The score a registered model alarms from: its measured operating point, else the default."""
+    point = (version.metrics or {}).get("operating_point") if version is not None else None
+    value = point.get("threshold") if isinstance(point, dict) else None
+    return float(value) if isinstance(value, (int, float)) and 0.0 < value < 1.0 else DEFAULT_ALARM_THRESHOLD
+
+
 class JobRefused(RuntimeError):
     """Another job is queued or running: never two at once."""
 
@@ -71,7 +81,9 @@ class JobCancelled(RuntimeError):
 @dataclass(frozen=True)
 class RetrainSettings:
     # What to learn from
-    score_threshold: float = 0.5           # the alarm threshold hard samples are judged at
+    # The alarm threshold hard samples are judged at; None: the active model's own operating point
+    # (saved with its metrics by every evaluation), or DEFAULT_ALARM_THRESHOLD for a model without one.
+    score_threshold: float | None = None
     holdout_share: float = 0.2
     oversample: int = 3
     replay_ratio: float = 1.0
@@ -113,7 +125,8 @@ class RetrainSettings:
     def gate_settings(self) -> GateSettings:
         return GateSettings(benchmark_tolerance=self.benchmark_tolerance, detail_tolerance=self.detail_tolerance,
                             min_heldout_gain=self.min_heldout_gain, min_detail_items=self.min_detail_items,
-                            alarm_threshold=self.score_threshold,
+                            alarm_threshold=(self.score_threshold if self.score_threshold is not None
+                                             else DEFAULT_ALARM_THRESHOLD),
                             benchmark_max_images=self.benchmark_max_images)
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,8 +218,10 @@ def used_by_last_job(store) -> set[tuple[int, int]]:
     return {tuple(pair) for key in ("train_bags", "heldout_bags") for pair in lineage.get(key, [])}
 
 
-def new_hard_samples(store, who: object, score_threshold: float = 0.5) -> list[HardSample]:
+def new_hard_samples(store, who: object, score_threshold: float | None = None) -> list[HardSample]:
     """Hard samples (a bag's latest correction) not yet used by the last successful job."""
+    if score_threshold is None:
+        score_threshold = alarm_threshold_for(store.models.active())
     used = used_by_last_job(store)
     return [s for s in store.hard_samples.find(who, score_threshold=score_threshold)
             if (s.bag_id, s.label_version) not in used]
@@ -307,6 +322,9 @@ def run_retrain(store, who: object, *, data_dir: Path, benchmark: Path, base_dat
     active = store.models.active()
     if active is None:
         raise ValueError("no model is active: promote a model first, the job fine-tunes the active one")
+    if settings.score_threshold is None:
+        settings = replace(settings, score_threshold=alarm_threshold_for(active))
+    log.info("hard samples judged at the alarm threshold %.2f", settings.score_threshold)
     samples = store.hard_samples.find(who, score_threshold=settings.score_threshold)
     if not samples:
         message = "no hard samples in the store: nothing to retrain on"
@@ -410,7 +428,10 @@ def _run_steps(store, who: object, job: TrainingJobInfo, active: ModelVersionInf
     candidate = store.models.register(who, name=f"retrain job {job.id}", arch=active.arch,
                                       path=model_path, sha256=result["sha256"], parent_id=active.id, job_id=job.id,
                                       attention=active.attention,
-                                      metrics={"gate": decision.to_dict(), "lineage": lineage})
+                                      metrics={"gate": decision.to_dict(), "lineage": lineage,
+                                               # its own alarm threshold, measured on the benchmark
+                                               "operating_point": candidate_scores["benchmark"].get(
+                                                   "operating_point")})
     if settings.auto_promote:
         candidate = apply_gate(store, who, candidate, decision, expected_active_id=active.id)
     outcome.candidate, outcome.decision = candidate, decision
