@@ -31,14 +31,19 @@ def config(data, out, **kw):
     return TrainConfig(**base)
 
 
-@pytest.mark.parametrize("strategy", ["traditional", "hard", "easy", "random"])
+def test_focal_needs_a_detector_with_a_focal_loss(data, tmp_path):
+    with pytest.raises(ValueError, match="focal loss"):
+        train(config(data, tmp_path, arch="ssd", strategy="focal", model_options={}))
+
+
+@pytest.mark.parametrize("strategy", ["traditional", "hard", "easy", "random", "focal"])
 def test_each_strategy_runs_and_writes_a_loadable_model(data, tmp_path, strategy):
     result = train(config(data, tmp_path, strategy=strategy, pool_capacity=2))
     steps = [json.loads(json.dumps(r)) for r in (tmp_path / "steps.csv").read_text().splitlines()[1:]]
     assert result["epoch"] == 1
     phases = [line.split(",")[5] for line in steps]
     assert phases.count("train") == 4                       # 8 images, batch 2
-    assert phases.count("replay") == (0 if strategy == "traditional" else 1)  # 2 pooled images: one batch
+    assert phases.count("replay") == (0 if strategy in ("traditional", "focal") else 1)  # 2 pooled: one batch
     from core.inference.detector import Detector
     detector = Detector.load(tmp_path / "model.pt")
     assert detector.model_id.startswith("fast-doam-")

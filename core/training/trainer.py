@@ -74,8 +74,11 @@ class Trainer:
             self.model = self._model_from_file().to(self.device)
         else:
             options = dict(cfg.model_options)
-            if cfg.strategy == "focal":
-                options.setdefault("loss", "focal")
+            if cfg.strategy == "focal" and cfg.arch != "fast":
+                # F is traditional sampling with a focal classification loss; only the fast detector
+                # has one (its CenterNet heat-map loss), the others would silently train as T.
+                raise ValueError(f"strategy 'focal' needs a detector trained with a focal loss; {cfg.arch} has none "
+                                 "(the fast detector's heat-map loss is focal)")
             self.model = build_detector(cfg.arch, cfg.attention, num_classes=NUM_CLASSES, **options).to(self.device)
         size = tuple(self.model.input_size)
         if cfg.crop:
