@@ -12,7 +12,9 @@ import pytest
 from app.session import InMemorySession
 from core.imaging.decode import write_image
 from core.lane.bag import Bag
+from core.store import auth
 from gui_helpers import make_rgb
+from store_world import cheap_hashing
 
 
 @pytest.fixture
@@ -40,3 +42,11 @@ def bag_folder(tmp_path: Path) -> Path:
     for i in range(20):
         write_image(folder / f"bag{i:03d}.jpg", make_rgb(i))
     return folder
+
+
+@pytest.fixture(scope="module")
+def cheap_passwords():
+    """Fast password hashing for a module's store tests (argon2's real cost is for production)."""
+    previous = cheap_hashing()
+    yield
+    auth.set_hasher(previous)

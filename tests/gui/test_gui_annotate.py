@@ -9,18 +9,13 @@ import pytest
 from app.annotate import AnnotateView
 from app.annotate_data import Filters, list_entries
 from core.classes import CLASSES
-from core.store import auth
 from core.store.errors import PermissionDenied
 from core.store.values import Box
-from store_world import World, cheap_hashing, make_world
+from store_world import World, make_world
 from tiny_dataset import make_tiny_dataset
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cheap_hashing():
-    previous = cheap_hashing()
-    yield
-    auth.set_hasher(previous)
+pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
 
 
 @pytest.fixture

@@ -8,15 +8,10 @@ from PySide6.QtCore import QSettings
 
 from app.auto_retrain import SETTING, AutoRetrainControl
 from app.models_view import ModelsView
-from core.store import auth
-from store_world import World, cheap_hashing, make_world
+from store_world import World, make_world
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cheap_hashing():
-    previous = cheap_hashing()
-    yield
-    auth.set_hasher(previous)
+pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
 
 
 @pytest.fixture

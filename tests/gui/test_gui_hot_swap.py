@@ -21,12 +21,11 @@ from app.perspectives import LaneSetup, WorkstationWindow
 from app.workers import DetectorWorker
 from core.imaging.decode import write_image
 from core.lane.sources import ReplaySource
-from core.store import auth
 from core.store.permissions import SystemActor
 from core.store.repo import Store
 from core.store.values import ModelVersionInfo
 from gui_helpers import make_rgb
-from store_world import World, cheap_hashing, make_world
+from store_world import World, make_world
 
 SYSTEM = SystemActor("tests")
 
@@ -59,11 +58,7 @@ def corrupt_promotion(store: Store, folder: Path) -> ModelVersionInfo:
     return version
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cheap_hashing():
-    previous = cheap_hashing()
-    yield
-    auth.set_hasher(previous)
+pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
 
 
 @pytest.fixture

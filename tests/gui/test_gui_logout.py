@@ -17,17 +17,12 @@ from app.login import LoginDialog
 from app.model_loading import ModelChoice
 from app.perspectives import TITLES, LaneSetup, WorkstationWindow, perspectives_for
 from core.lane.sources import ReplaySource
-from core.store import auth
 from core.store.schema import AuditEntry
 from gui_helpers import tiny_detector
-from store_world import PASSWORD, World, cheap_hashing, make_world
+from store_world import PASSWORD, World, make_world
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cheap_hashing():
-    previous = cheap_hashing()
-    yield
-    auth.set_hasher(previous)
+pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
 
 
 def audit_actions(store) -> list[str]:

@@ -11,19 +11,14 @@ from PySide6.QtCore import QSettings
 
 from app.models_view import ACTIVE_BRUSH, COLUMNS, ModelsView, key_metrics
 from app.retrain_process import ProcessResult, ProcessRunner, parse_outcome, parse_progress, retrain_command
-from core.store import auth
-from store_world import SYSTEM, World, cheap_hashing, make_world
+from store_world import SYSTEM, World, make_world
 
 GATE = {"verdict": "promote", "reasons": [],
         "candidate": {"benchmark": {"map": 0.61}, "heldout": {"map": 0.5}},
         "active": {"benchmark": {"map": 0.6}, "heldout": {"map": 0.4}}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cheap_hashing():
-    previous = cheap_hashing()
-    yield
-    auth.set_hasher(previous)
+pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
 
 
 @pytest.fixture

@@ -17,17 +17,12 @@ from app.stats_view import StatsView
 from app.store_session import StoreSession
 from core.lane.bag import Bag
 from core.lane.sources import DemoLaneSource, ReplaySource
-from core.store import auth
 from core.store.errors import PermissionDenied
 from gui_helpers import make_rgb, tiny_detector
-from store_world import World, cheap_hashing, make_world
+from store_world import World, make_world
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cheap_hashing():
-    previous = cheap_hashing()
-    yield
-    auth.set_hasher(previous)
+pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
 
 
 @pytest.fixture

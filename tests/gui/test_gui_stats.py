@@ -7,15 +7,10 @@ from pathlib import Path
 import pytest
 
 from app.stats_view import StatsView
-from core.store import auth
-from store_world import World, cheap_hashing, make_world
+from store_world import World, make_world
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cheap_hashing():
-    previous = cheap_hashing()
-    yield
-    auth.set_hasher(previous)
+pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
 
 
 @pytest.fixture
