@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.config import BUNDLED_MODEL_PATH
+
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "resources" / "models" / "default.pt"
+DEFAULT_MODEL_PATH = BUNDLED_MODEL_PATH
 UNTRAINED_NOTE = ("UNTRAINED MODEL (demo only): boxes and heat map come from random weights and mean nothing. "
                   "Train or install resources/models/default.pt.")
 

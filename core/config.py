@@ -20,6 +20,8 @@ DATA_DIR_ENV = "XRAY_DATA_DIR"
 DB_URL_ENV = "XRAY_DB_URL"
 DB_FILE_NAME = "workstation.db"
 SUBDIRECTORIES = ("images", "models", "jobs", "reports")
+# The model the workstation opens with (resources/models/default.md is its card).
+BUNDLED_MODEL_PATH = Path(__file__).resolve().parents[1] / "resources" / "models" / "default.pt"
 
 
 def default_data_dir() -> Path:

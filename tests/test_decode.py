@@ -8,8 +8,10 @@ import pytest
 from core.imaging.decode import (
     ImageDecodeError,
     decode_bytes,
+    decode_bytes_at_least,
     encode_jpg,
     image_size,
+    jpeg_frame,
     probe_size,
     read_image,
     to_rgb8,
@@ -132,3 +134,54 @@ def test_sizes_and_write_round_trip(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"nope")
     with pytest.raises(ImageDecodeError):
         probe_size(tmp_path / "bad.png")
+
+
+def _scan(height: int, width: int) -> np.ndarray:
+    """A smooth image with structure, so reduced-scale decoding can be compared to an area resize."""
+    y, x = np.mgrid[0:height, 0:width]
+    image = np.stack([128 + 100 * np.sin(x / 23.0), 128 + 100 * np.cos(y / 17.0), (x + y) % 256], axis=-1)
+    return image.astype(np.uint8)
+
+
+def test_jpeg_frame_reads_the_header_only():
+    data = encode_jpg(_scan(954, 1225))
+    assert jpeg_frame(data) == (8, 954, 1225)
+    ok, progressive = cv2.imencode(".jpg", _scan(100, 150), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert jpeg_frame(progressive.tobytes()) == (8, 100, 150)
+    assert jpeg_frame(_png(_rgb())) is None
+    assert jpeg_frame(data[:20]) is None          # cut inside the header
+    assert jpeg_frame(b"\xff\xd8" + b"\x00" * 50) is None
+
+
+@pytest.mark.parametrize("size, min_size, factor", [
+    ((954, 1225), (384, 512), 2),       # an OPIXray scan for the fast detector
+    ((954, 1225), (100, 100), 2),       # never below half (see decode.py)
+    ((954, 1225), (600, 800), 1),       # the model needs more than half: full decode
+    ((300, 400), (384, 512), 1),        # smaller than the model input: full decode
+])
+def test_large_jpg_is_decoded_at_the_scale_the_consumer_needs(size, min_size, factor):
+    full_image = _scan(*size)
+    data = encode_jpg(full_image)
+    image, original = decode_bytes_at_least(data, min_size, "scan.jpg")
+    assert original == size
+    expected_shape = (-(-size[0] // factor), -(-size[1] // factor))     # libjpeg rounds up
+    assert image.shape == (*expected_shape, 3) and image.dtype == np.uint8
+    assert image.shape[0] >= min_size[0] or factor == 1
+    # What the consumer makes of it (an area resize to its input) is close to the same resize of the full decode.
+    target = (min_size[1], min_size[0])
+    reference = cv2.resize(decode_bytes(data), target, interpolation=cv2.INTER_AREA).astype(float)
+    assert np.abs(cv2.resize(image, target, interpolation=cv2.INTER_AREA).astype(float) - reference).mean() < 2.0
+
+
+def test_reduced_decoding_keeps_the_full_decoders_rules_and_errors():
+    png = _png(cv2.cvtColor(_scan(954, 1225), cv2.COLOR_RGB2BGR))
+    image, original = decode_bytes_at_least(png, (384, 512))       # not a JPG: decoded in full
+    assert original == (954, 1225) and image.shape == (954, 1225, 3)
+    data = encode_jpg(_scan(954, 1225))
+    with pytest.raises(ImageDecodeError, match="scan.jpg: the JPG is truncated"):
+        decode_bytes_at_least(data[: len(data) // 2], (384, 512), "scan.jpg")
+    with pytest.raises(ImageDecodeError, match="empty"):
+        decode_bytes_at_least(b"", (384, 512), "x")
+    gray = cv2.imencode(".jpg", _scan(954, 1225)[..., 0])[1].tobytes()
+    image, _ = decode_bytes_at_least(gray, (384, 512))
+    assert image.shape == (477, 613, 3) and np.array_equal(image[..., 0], image[..., 2])

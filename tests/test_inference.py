@@ -154,6 +154,21 @@ def test_predict_file_times_decoding_and_rejects_bad_files(detector, image, tmp_
         detector.predict_file(tmp_path / "missing.jpg")
 
 
+def test_predict_file_decodes_a_large_jpg_reduced_and_reports_original_pixels(detector, tmp_path):
+    """A scan twice the model input is decoded at half size; boxes and heat map stay in its own pixels."""
+    rng = np.random.default_rng(3)
+    big = cv2.resize(cv2.GaussianBlur(rng.integers(0, 256, (150, 200, 3), dtype=np.uint8), (5, 5), 1), (700, 540))
+    path = tmp_path / "big.jpg"
+    path.write_bytes(encode_jpg(big))
+    from_file = detector.predict_file(path)
+    assert from_file.image_size == (540, 700) and from_file.attention.shape == (540, 700)
+    from_array = detector.predict(big)
+    assert len(from_file) > 0
+    assert np.abs(from_file.attention - from_array.attention).mean() < 0.02
+    if len(from_file.boxes):
+        assert from_file.boxes[:, 2].max() <= 700 and from_file.boxes[:, 3].max() <= 540
+
+
 def test_score_threshold_filters_and_validates(image):
     det = Detector.from_model(_model("doam"), device="cpu", score_threshold=0.0)
     everything = det.predict(image)

@@ -112,18 +112,86 @@ def _jpeg_truncation(data: bytes) -> str | None:
     return None
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file to HxWx3 uint8 RGB, or raise ``ImageDecodeError``."""
+def read_bytes(path: str | Path) -> bytes:
+    """A file's bytes, or ``ImageDecodeError`` saying why it cannot be read."""
     path = Path(path)
     if not path.exists():
         raise ImageDecodeError(f"{path}: no such file")
     if not path.is_file():
         raise ImageDecodeError(f"{path}: not a regular file")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ImageDecodeError(f"{path}: cannot be read ({exc.strerror})") from exc
-    return decode_bytes(data, str(path))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file to HxWx3 uint8 RGB, or raise ``ImageDecodeError``."""
+    return decode_bytes(read_bytes(path), str(path))
+
+
+# JPG frame headers (SOF0-SOF15 but DHT C4, JPG C8 and DAC CC) carry precision, height and width.
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Half scale only: after the consumer's area resize it is within 1 grey level (mean) of resizing the
+# full decode, and the bundled model's held-out mAP is the same either way (54.0 vs 53.8, 500 images).
+# 1/4 and 1/8 drift further (2.6 and 4.8 grey levels on a synthetic scan) and are not validated.
+_REDUCED_FLAGS = ((2, cv2.IMREAD_REDUCED_COLOR_2),)
+
+
+def jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
+    """(precision, height, width) from a JPG's frame header, or None for anything else.
+
+    Walks the marker segments from the start of the file (each names its length) up to the
+    first frame header; never reads the image data.
+    """
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos, end = 2, len(data)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:                      # fill byte before a marker
+            pos += 1
+            continue
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker in _SOF_MARKERS:
+            if pos + 9 > end or length < 8:
+                return None
+            return data[pos + 4], int.from_bytes(data[pos + 5:pos + 7], "big"), int.from_bytes(data[pos + 7:pos + 9], "big")
+        if marker == 0xDA or length < 2:        # image data before any frame header: not a JPG we know
+            return None
+        pos += 2 + length
+    return None
+
+
+def decode_bytes_at_least(data: bytes, min_size: tuple[int, int], source: str = "image"
+                          ) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode for a consumer that needs no more than ``min_size`` (h, w) pixels: (RGB image, original (h, w)).
+
+    An 8-bit JPG at least twice ``min_size`` on both sides is decoded at half size by libjpeg's
+    scaled inverse DCT: each output pixel is about the mean of its 2x2 block, as an area resize
+    would give, for less work than a full decode (measured: a 1225x954 scan for the 512x384
+    detector, decode + resize 6.6 ms -> 4.4 ms idle).
+    Anything else (PNG, TIFF, 16-bit or small JPGs) is decoded by ``decode_bytes``, with its
+    rules and errors. The JPG's EXIF orientation is ignored, as ``decode_bytes`` does.
+    """
+    frame = jpeg_frame(data)
+    if frame is not None and frame[0] == 8 and not _jpeg_truncation(data):
+        _, height, width = frame
+        if height * width > MAX_PIXELS:
+            raise ImageDecodeError(f"{source}: {width}x{height} is larger than the {MAX_PIXELS // 1_000_000} MP limit")
+        for factor, flag in _REDUCED_FLAGS:
+            if height // factor >= min_size[0] and width // factor >= min_size[1]:
+                try:
+                    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
+                except cv2.error:
+                    decoded = None
+                if decoded is not None and decoded.ndim == 3 and decoded.shape[2] == 3:
+                    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), (height, width)
+                break                           # let the full decode give its error
+    image = decode_bytes(data, source)
+    return image, image.shape[:2]
 
 
 def probe_size(path: str | Path) -> tuple[int, int]:
