@@ -171,6 +171,7 @@ class InspectorView(QWidget):
         self.panel.heat_opacity_changed.connect(self.canvas.set_heat_opacity)
         self.panel.heat_toggled.connect(self.canvas.set_heat_visible)
         self.panel.functions_changed.connect(lambda chain: self._refresh_image())
+        self._on_threshold(self.panel.threshold())  # the panel announced its starting value before this hook-up
 
     def _install_actions(self) -> None:
         handlers: dict[str, Callable[[], Any]] = {

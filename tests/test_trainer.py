@@ -147,3 +147,14 @@ def test_init_from_a_model_file_continues_from_its_weights(data, tmp_path):
     base_sd, tuned_sd = base.state_dict(), tuned.state_dict()
     weights = [k for k in base_sd if base_sd[k].is_floating_point() and "running" not in k]
     assert all(torch.allclose(base_sd[k], tuned_sd[k], atol=1e-6) for k in weights)
+
+
+def test_trainer_runs_in_a_thread_and_stops_on_request(data, tmp_path):
+    """Signal handlers only install on the main thread; in another thread the trainer runs without them."""
+    import threading  # noqa: PLC0415
+
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.update(train(config(data, tmp_path, iters=2))))
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive() and outcome.get("step") == 2

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -149,7 +150,10 @@ class Trainer:
     # ---- the loop ---------------------------------------------------------------------
     def run(self) -> dict:
         self._build()
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        # Python lets only the main thread install handlers; a trainer run in a thread (a test, an
+        # embedding program) is stopped through ``stop_requested`` instead of by a signal.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
         for s in previous:
             signal.signal(s, self._on_signal)
         try:
