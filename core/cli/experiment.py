@@ -12,7 +12,7 @@ def register(sub) -> None:
     paper = which.add_parser("paper", help="Tables IV/V, VII, VIII and IX",
                              description="Writes OUT/paper_tables.md; runs that finished earlier are reused.")
     paper.add_argument("--scale", default="small", choices=["tiny", "small", "full"],
-                       help="tiny: plumbing check; small: this CPU (~2 h); full: a GPU")
+                       help="tiny: plumbing check; small: this CPU (~1.5 h); full: a GPU")
     paper.add_argument("--out", default="reports/paper", help="output directory (benchmark, runs, report)")
     paper.add_argument("--arch", default="fast", choices=["fast", "ssd", "yolov3", "fcos"],
                        help="detector (the paper used SSD; on this CPU the fast default is the practical one)")

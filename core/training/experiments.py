@@ -39,9 +39,12 @@ class Scale:
 SCALES: dict[str, Scale] = {
     # "tiny" exists for the test suite: it checks the plumbing, not the method.
     "tiny": Scale(12, 9, None, 2, (0,), image_size=(320, 250), use_recipe=False),
-    # small: fits one 3-hour session beside other work (24 runs of 2.5 min, plus evaluation).
-    "small": Scale(1500, 300, 2.5, None, (0, 1)),
-    "full": Scale(6000, 1500, 30.0, None, (0, 1, 2)),
+    # Budgets are optimiser steps, not minutes: a clock budget gave each run as many steps as the
+    # machine's load allowed, so the load decided the tables (reports/paper_tables.md, 2026-11-30).
+    # small: fits one 3-hour session beside other work (24 runs of 300 steps, ~2.6 min each idle).
+    "small": Scale(1500, 300, None, 300, (0, 1)),
+    # full: ~30 min per run on this CPU (116 steps/min idle), minutes on a GPU.
+    "full": Scale(6000, 1500, None, 3500, (0, 1, 2)),
 }
 
 
