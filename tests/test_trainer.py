@@ -47,6 +47,7 @@ def test_each_strategy_runs_and_writes_a_loadable_model(data, tmp_path, strategy
     from core.inference.detector import Detector
     detector = Detector.load(tmp_path / "model.pt")
     assert detector.model_id.startswith("fast-doam-")
+    assert detector.info.extra["data"] == Path(data).name      # no absolute paths of this machine
     assert (tmp_path / "curve.png").exists()
 
 

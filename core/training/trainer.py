@@ -357,7 +357,8 @@ class Trainer:
         return save_model(path, self.model, metrics=metrics, strategy=self.cfg.strategy,
                           extra={"train_seconds": round(self.state.train_seconds, 1), "step": self.state.step,
                                  "images_seen": self.state.images_seen, "seed": self.cfg.seed,
-                                 "data": str(self.cfg.data)})
+                                 # The folder's name only: a shipped model must not carry this machine's paths.
+                                 "data": Path(self.cfg.data).name})
 
     def _finish(self, interrupted: bool) -> dict:
         st = self.state
