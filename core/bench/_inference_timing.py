@@ -82,8 +82,6 @@ def run(args) -> dict:
 def bench_detector(arch: str, attention: str, image_path: Path, repeats: int, threshold: float,
                    conv_gflops: float, *, threads: int | None = None, onnx: bool = False,
                    tmp: Path | None = None) -> dict:
-    from core.models.build import build_detector  # noqa: PLC0415
-
     torch.manual_seed(0)
     reset_peak_rss()
     baseline_mb = peak_rss_mb()   # the interpreter with torch loaded: most of the peak on a CPU build

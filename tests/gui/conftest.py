@@ -14,7 +14,7 @@ from core.imaging.decode import write_image
 from core.lane.bag import Bag
 from core.store import auth
 from gui_helpers import make_rgb
-from store_world import cheap_hashing
+from store_world import World, cheap_hashing, make_world
 
 
 @pytest.fixture
@@ -50,3 +50,12 @@ def cheap_passwords():
     previous = cheap_hashing()
     yield
     auth.set_hasher(previous)
+
+
+@pytest.fixture
+def world(request, tmp_path: Path):
+    """A temporary SQLite store with a user of every role, a registered model and screened bags
+    (store_world.make_world). A module sets ``WORLD_SCREENED_BAGS`` for another number than 4."""
+    w: World = make_world(tmp_path / "data", screened_bags=getattr(request.module, "WORLD_SCREENED_BAGS", 4))
+    yield w
+    w.store.close()

@@ -11,18 +11,11 @@ from app.annotate_data import Filters, list_entries
 from core.classes import CLASSES
 from core.store.errors import PermissionDenied
 from core.store.values import Box
-from store_world import World, make_world
+from store_world import World
 from tiny_dataset import make_tiny_dataset
 
 
 pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
-
-
-@pytest.fixture
-def world(tmp_path: Path):
-    w = make_world(tmp_path / "data")
-    yield w
-    w.store.close()
 
 
 @pytest.fixture

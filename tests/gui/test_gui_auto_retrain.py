@@ -8,17 +8,12 @@ from PySide6.QtCore import QSettings
 
 from app.auto_retrain import SETTING, AutoRetrainControl
 from app.models_view import ModelsView
-from store_world import World, make_world
+from store_world import World
 
 
 pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
 
-
-@pytest.fixture
-def world(tmp_path: Path):
-    w = make_world(tmp_path / "data", screened_bags=0)
-    yield w
-    w.store.close()
+WORLD_SCREENED_BAGS = 0     # the world fixture (conftest) screens no bags beforehand
 
 
 def control(qtbot, world: World, tmp_path: Path, count: int) -> tuple[AutoRetrainControl, list[int]]:

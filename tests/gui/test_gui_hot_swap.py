@@ -25,9 +25,11 @@ from core.store.permissions import SystemActor
 from core.store.repo import Store
 from core.store.values import ModelVersionInfo
 from gui_helpers import make_rgb
-from store_world import World, make_world
+from store_world import World
 
 SYSTEM = SystemActor("tests")
+
+WORLD_SCREENED_BAGS = 0     # the world fixture (conftest) screens no bags beforehand
 
 
 def tiny_model_file(path: Path, seed: int) -> Path:
@@ -139,13 +141,6 @@ def test_without_an_active_model_the_fallback_screens_until_one_is_promoted(qtbo
         assert results[1].model_version_id == v1.id
     finally:
         worker.stop()
-
-
-@pytest.fixture
-def world(tmp_path: Path):
-    w = make_world(tmp_path / "data", screened_bags=0)
-    yield w
-    w.store.close()
 
 
 def test_the_lane_shows_the_new_version_and_the_store_keeps_who_screened_each_bag(

@@ -24,16 +24,11 @@ from store_world import PASSWORD, World, make_world
 
 pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
 
+WORLD_SCREENED_BAGS = 0     # the world fixture (conftest) screens no bags beforehand
+
 
 def audit_actions(store) -> list[str]:
     return store.db.run(lambda s: list(s.scalars(select(AuditEntry.action).order_by(AuditEntry.seq))), write=False)
-
-
-@pytest.fixture
-def world(tmp_path: Path):
-    w = make_world(tmp_path / "data", screened_bags=0)
-    yield w
-    w.store.close()
 
 
 def test_the_logout_key_saves_the_pending_decision_before_the_window_closes(qtbot, world: World, tmp_path: Path,

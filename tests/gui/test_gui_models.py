@@ -11,7 +11,7 @@ from PySide6.QtCore import QSettings
 
 from app.models_view import ACTIVE_BRUSH, COLUMNS, ModelsView, key_metrics
 from app.retrain_process import ProcessResult, ProcessRunner, parse_outcome, parse_progress, retrain_command
-from store_world import SYSTEM, World, make_world
+from store_world import SYSTEM, World
 
 GATE = {"verdict": "promote", "reasons": [],
         "candidate": {"benchmark": {"map": 0.61}, "heldout": {"map": 0.5}},
@@ -19,13 +19,6 @@ GATE = {"verdict": "promote", "reasons": [],
 
 
 pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
-
-
-@pytest.fixture
-def world(tmp_path: Path):
-    w = make_world(tmp_path / "data")
-    yield w
-    w.store.close()
 
 
 @pytest.fixture

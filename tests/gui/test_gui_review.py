@@ -1,22 +1,13 @@
 """The supervisor's review queue: side by side, resolve, overrule, return, assign."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from app.review import ReviewView
-from store_world import World, make_world
+from store_world import World
 
 
 pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
-
-
-@pytest.fixture
-def world(tmp_path: Path):
-    w = make_world(tmp_path / "data")
-    yield w
-    w.store.close()
 
 
 @pytest.fixture

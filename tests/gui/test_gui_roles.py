@@ -19,17 +19,10 @@ from core.lane.bag import Bag
 from core.lane.sources import DemoLaneSource, ReplaySource
 from core.store.errors import PermissionDenied
 from gui_helpers import make_rgb, tiny_detector
-from store_world import World, make_world
+from store_world import World
 
 
 pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
-
-
-@pytest.fixture
-def world(tmp_path: Path):
-    w = make_world(tmp_path / "data")
-    yield w
-    w.store.close()
 
 
 @pytest.fixture

@@ -7,17 +7,10 @@ from pathlib import Path
 import pytest
 
 from app.stats_view import StatsView
-from store_world import World, make_world
+from store_world import World
 
 
 pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
-
-
-@pytest.fixture
-def world(tmp_path: Path):
-    w = make_world(tmp_path / "data")
-    yield w
-    w.store.close()
 
 
 @pytest.fixture
