@@ -43,7 +43,10 @@ SCALES: dict[str, Scale] = {
     # machine's load allowed, so the load decided the tables (reports/paper_tables.md, 2026-11-30).
     # small: fits one 3-hour session beside other work (24 runs of 300 steps, ~2.6 min each idle).
     "small": Scale(1500, 300, None, 300, (0, 1)),
-    # full: ~30 min per run on this CPU (116 steps/min idle), minutes on a GPU.
+    # medium: long enough for differences to stand out of seed noise (~6 min per run here, ~2.5 h in
+    # all): run it in the background across sessions; finished runs are reused, a killed one resumes.
+    "medium": Scale(1500, 300, None, 1500, (0, 1)),
+    # full: ~30 min per run on this CPU, minutes on a GPU.
     "full": Scale(6000, 1500, None, 3500, (0, 1, 2)),
 }
 
