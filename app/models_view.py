@@ -11,12 +11,10 @@ for a role without ``manage_models`` / ``manage_jobs``, and the view shows it.
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
@@ -25,6 +23,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QGro
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.auto_retrain import AutoRetrainControl
+from app.model_details import details_text, format_number, key_metrics
 from app.retrain_process import (ACTIVE_STATES, ProcessResult, ProcessRunner, prepare_job, retrain_command,
                                  settle_job)
 from app.store_session import StoreTasks
@@ -39,61 +38,6 @@ ACTIVE_TEXT = QBrush(QColor("#f2f4f6"))      # readable on the green whatever th
 POLL_MS = 1000
 LOG_BLOCKS = 5000
 SETTINGS_PREFIX = "retrain/"
-
-
-def key_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
-    """Benchmark and held-out mAP and the gate's verdict, wherever this version's metrics keep them."""
-    metrics = metrics or {}
-    gate = metrics.get("gate") or {}
-    own = gate.get("candidate") or metrics
-
-    def value(scores: Any) -> float | None:
-        if isinstance(scores, dict):
-            scores = scores.get("map")
-        return float(scores) if isinstance(scores, (int, float)) else None
-
-    return {"benchmark_map": value(own.get("benchmark", metrics.get("benchmark_map", metrics.get("map")))),
-            "heldout_map": value(own.get("heldout", metrics.get("heldout_map"))),
-            "verdict": gate.get("verdict")}
-
-
-def _num(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
-def gate_summary(metrics: dict[str, Any] | None) -> str:
-    """The gate's verdict, reasons and the numbers it compared, as a few lines ('' without a gate)."""
-    gate = (metrics or {}).get("gate")
-    if not gate:
-        return ""
-    lines = [f"Gate verdict: {gate.get('verdict', '?')}"]
-    for side in ("benchmark", "heldout"):
-        active = ((gate.get("active") or {}).get(side) or {}).get("map")
-        candidate = ((gate.get("candidate") or {}).get(side) or {}).get("map")
-        lines.append(f"  {side} mAP: active {_num(active)} -> candidate {_num(candidate)}")
-    lines += [f"  - {reason}" for reason in gate.get("reasons", [])]
-    return "\n".join(lines)
-
-
-def lineage(version: ModelVersionInfo, versions: dict[int, ModelVersionInfo]) -> list[str]:
-    """This version and its ancestors, newest first (a missing or looping parent ends the chain)."""
-    chain, seen, current = [], set(), version
-    while current is not None and current.id not in seen:
-        seen.add(current.id)
-        chain.append(f"#{current.id} {current.name} ({current.status})")
-        current = versions.get(current.parent_id) if current.parent_id is not None else None
-    return chain
-
-
-def details_text(version: ModelVersionInfo, versions: dict[int, ModelVersionInfo]) -> str:
-    info = {k: v for k, v in asdict(version).items() if k != "metrics"}
-    parts = [f"Model version {version.id}: {version.name} ({version.status})",
-             "Lineage: " + " <- ".join(lineage(version, versions))]
-    summary = gate_summary(version.metrics)
-    if summary:
-        parts.append(summary)
-    parts.append(json.dumps({**info, "metrics": version.metrics}, indent=2, default=str, sort_keys=False))
-    return "\n\n".join(parts)
 
 
 @dataclass(frozen=True)
@@ -269,8 +213,8 @@ class ModelsView(QWidget):
             numbers = key_metrics(v.metrics)
             values = (str(v.id), v.name, f"{v.arch}/{v.attention}", v.status,
                       "" if v.parent_id is None else str(v.parent_id), f"{v.created_at:%Y-%m-%d %H:%M}",
-                      _num(numbers["benchmark_map"]), _num(numbers["heldout_map"]), numbers["verdict"] or "",
-                      v.sha256[:12])
+                      format_number(numbers["benchmark_map"]), format_number(numbers["heldout_map"]),
+                      numbers["verdict"] or "", v.sha256[:12])
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.UserRole, v.id)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings
 
-from app.models_view import ACTIVE_BRUSH, COLUMNS, ModelsView, key_metrics
+from app.model_details import key_metrics
+from app.models_view import ACTIVE_BRUSH, COLUMNS, ModelsView
 from app.retrain_process import ProcessResult, ProcessRunner, parse_outcome, parse_progress, retrain_command
 from store_world import SYSTEM, World
 
