@@ -4,16 +4,8 @@
 # Writes into $OUT: env.txt, test_cuda.log, bench_inference_cuda.json/.err,
 # bench_training_cuda.json/.err, train_gpu.log and curve_gpu.json.
 # Each step has its own time limit so one hang does not cost the others.
-set -u
 OUT=${OUT:-/tmp/gpu-check}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 XRAY_RUNTIME=pytorch
-PY=${PY:-python3}
-# The GPU image has torch but not every package of ours: carry the missing ones as wheels in .whl/
-# (the device tool's README says how); the CLI needs SQLAlchemy (its db commands are always registered).
-if ls .whl/*.whl >/dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-fi
+source tests/gpu_env.sh
 
 { nvidia-smi -L; $PY -c "import torch, torchvision, sys; print(sys.version); print('torch', torch.__version__,
 'torchvision', torchvision.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"; } \

@@ -4,14 +4,8 @@
 # two runs side by side (the GPU is fed by CPU data workers; 16 cores give each run 7).
 # Writes $OUT/curve_{stem,input}.json. Accuracy per step does not depend on the device;
 # the cost side (latency, FLOPs) is measured on the CPU by bench inference / model info.
-set -u
 OUT=${OUT:-/tmp/gpu-position}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 XRAY_RUNTIME=pytorch
-PY=${PY:-python3}
-if ls .whl/*.whl >/dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-fi
+source tests/gpu_env.sh
 D=/tmp/gpu-data
 $PY main.py synth --out $D/train --train 2000 --test 0 --seed 101 --workers 15 >/dev/null 2>"$OUT/synth.err"
 $PY main.py synth --out $D/heldout --train 0 --test 150 --seed 909 --workers 15 >/dev/null 2>>"$OUT/synth.err"

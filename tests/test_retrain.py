@@ -48,13 +48,17 @@ class Loop:
     weak_sha256: str
 
 
-@pytest.fixture(scope="module")
-def loop(tmp_path_factory) -> Loop:
+def make_loop(root: Path) -> Loop:
+    """The scenario's data and its weak model (one thread: the other core is the GUI's or the job's)."""
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("loop")
     data = make_data(root, base_images=120, benchmark_images=40, lane_bags=60)
     weak = train_weak_model(data.base, root / "weak", iters=250)
     return Loop(data, Path(weak["model"]), weak["sha256"])
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory) -> Loop:
+    return make_loop(tmp_path_factory.mktemp("loop"))
 
 
 def _site(loop: Loop, data_dir: Path):

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
@@ -28,19 +27,12 @@ from app.inspector import InspectorSettings
 from app.keymap import Keymap
 from app.model_loading import ModelChoice
 from app.perspectives import LaneSetup, WorkstationWindow
-from core.bench.retrain import (
-    ALARM_THRESHOLD,
-    PASSWORD,
-    ScenarioData,
-    make_data,
-    open_site,
-    scenario_settings,
-    train_weak_model,
-)
+from core.bench.retrain import ALARM_THRESHOLD, PASSWORD, open_site, scenario_settings
 from core.lane.sources import ReplaySource
 from core.store.repo import Store
 from core.training.retrain import run_retrain
 from correction_loop_helpers import Edits, correct_bag, missed, press, shown_predictions, truth_boxes
+from tests.test_retrain import Loop, make_loop
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("cheap_passwords")]   # tests/gui/conftest.py
 
@@ -48,20 +40,9 @@ RETRAIN = scenario_settings(iters=300)   # what makes the effect measurable (tes
 BAG_TIMEOUT_MS = 20000
 
 
-@dataclass(frozen=True)
-class Loop:
-    data: ScenarioData
-    weak_model: Path
-    weak_sha256: str
-
-
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory) -> Loop:
-    torch.set_num_threads(1)    # a shared 2-core machine: the GUI's threads need the other core
-    root = tmp_path_factory.mktemp("gui-loop")
-    data = make_data(root, base_images=120, benchmark_images=40, lane_bags=60)
-    weak = train_weak_model(data.base, root / "weak", iters=250)
-    return Loop(data, Path(weak["model"]), weak["sha256"])
+    return make_loop(tmp_path_factory.mktemp("gui-loop"))
 
 
 @dataclass
