@@ -159,3 +159,25 @@ def test_trainer_runs_in_a_thread_and_stops_on_request(data, tmp_path):
     thread.start()
     thread.join(timeout=120)
     assert not thread.is_alive() and outcome.get("step") == 2
+
+
+def test_data_workers_start_after_the_parent_used_opencv_threads(data, tmp_path):
+    """Workers are forked: one that reconfigures OpenCV's thread pool inherited mid-state hangs for ever
+    (a worker_init_fn calling cv2.setNumThreads did, in the full suite). Run where the pool is live."""
+    script = f"""
+import cv2, json, numpy as np, sys
+sys.path.insert(0, {str(ROOT)!r})
+cv2.setNumThreads(2)
+for _ in range(20):
+    cv2.resize(np.zeros((2000, 2000, 3), np.uint8), (700, 700), interpolation=cv2.INTER_AREA)
+from core.training.config import TrainConfig
+from core.training.trainer import train
+cfg = TrainConfig(data={str(data)!r}, out={str(tmp_path)!r}, arch="fast", attention="doam", strategy="hard",
+                  iters=2, batch_size=2, workers=1, warmup_iters=1, checkpoint_every_s=1e9,
+                  model_options={SMALL!r})
+print(json.dumps({{"step": train(cfg)["step"]}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["step"] == 2

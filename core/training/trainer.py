@@ -54,19 +54,6 @@ class SeededDataset(Dataset):
             return self.base[index]
 
 
-def _init_data_worker(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's signature
-    """One OpenCV thread per data worker (torch already gives each one thread).
-
-    Parallelism comes from the workers; OpenCV's own pool of one thread per core in every worker
-    oversubscribes the machine: measured 59 -> 72 crops/s in one process on 2 busy cores. On a
-    16-core GPU host 8 workers fed only ~100 crops/s in all (reports/gpu/); OpenCV's 16 threads
-    in each are the likely cause there, not yet verified on such a host.
-    """
-    import cv2  # noqa: PLC0415 - workers only
-
-    cv2.setNumThreads(1)
-
-
 class Trainer:
     def __init__(self, config: TrainConfig) -> None:
         self.cfg = config
@@ -197,8 +184,7 @@ class Trainer:
 
     def _loader(self, batches: list[list[int]]) -> DataLoader:
         return DataLoader(self.dataset, batch_sampler=batches, num_workers=self.cfg.workers,
-                          collate_fn=self.collate, persistent_workers=False,
-                          worker_init_fn=_init_data_worker if self.cfg.workers else None)
+                          collate_fn=self.collate, persistent_workers=False)
 
     def _finished(self) -> bool:
         cfg, st = self.cfg, self.state
