@@ -1,4 +1,4 @@
-"""The CUDA path: the same inference, training and DDP code on a GPU.
+"""The CUDA path: the same inference and training code on a GPU, and the torchrun launch.
 
 Skipped where there is no GPU (this machine, CI); run on a lent GPU machine with
 ``python -m pytest tests/test_cuda.py``. What is checked is that the device code paths
@@ -126,7 +126,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_torchrun_trains_with_nccl(data, tmp_path):
+def test_torchrun_launches_a_gpu_training_process(data, tmp_path):
+    """The same command under torchrun on the GPU. One process only: with WORLD_SIZE 1 the trainer makes
+    no process group, so NCCL itself needs a machine with two GPUs (NCCL refuses two ranks on one)."""
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port",
            str(_free_port()), "main.py", "train", "--data", str(data), "--out", str(out), "--iters", "3",
@@ -136,5 +138,5 @@ def test_torchrun_trains_with_nccl(data, tmp_path):
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "nccl" in (done.stdout + done.stderr).lower() or (out / "result.json").exists()
     assert json.loads((out / "result.json").read_text())["step"] == 3
+    assert Detector.load(out / "model.pt", device="cuda").device.type == "cuda"

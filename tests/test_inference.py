@@ -165,8 +165,7 @@ def test_predict_file_decodes_a_large_jpg_reduced_and_reports_original_pixels(de
     from_array = detector.predict(big)
     assert len(from_file) > 0
     assert np.abs(from_file.attention - from_array.attention).mean() < 0.02
-    if len(from_file.boxes):
-        assert from_file.boxes[:, 2].max() <= 700 and from_file.boxes[:, 3].max() <= 540
+    assert from_file.boxes[:, 2].max() <= 700 and from_file.boxes[:, 3].max() <= 540
 
 
 def test_score_threshold_filters_and_validates(image):

@@ -143,17 +143,17 @@ def _trained_or_untrained(arch: str, attention: str, threshold: float, threads: 
     """The bundled trained model where it is this arch x attention (realistic scores, so realistic
     NMS work, at its own operating point), else untrained weights at ``threshold``."""
     from core.config import BUNDLED_MODEL_PATH  # noqa: PLC0415
-    from core.inference.modelfile import ModelFileError, read_model_file  # noqa: PLC0415
+    from core.inference.modelfile import ModelFileError, load_model_file  # noqa: PLC0415
     from core.models.build import build_detector  # noqa: PLC0415
 
     try:
-        info = read_model_file(BUNDLED_MODEL_PATH)[0] if BUNDLED_MODEL_PATH.exists() else None
+        model, info = load_model_file(BUNDLED_MODEL_PATH) if BUNDLED_MODEL_PATH.exists() else (None, None)
     except ModelFileError as exc:
         log.warning("bundled model unusable for the benchmark (%s); timing untrained weights", exc)
-        info = None
+        model, info = None, None
     if info is not None and (info.arch, info.attention) == (arch, attention):
-        detector = Detector.load(BUNDLED_MODEL_PATH, device="auto", num_threads=threads,
-                                 score_threshold=info.operating_threshold or threshold)
+        detector = Detector(model, model_id=info.model_id, device="auto", info=info, num_threads=threads,
+                            score_threshold=info.operating_threshold or threshold)
         return detector, f"trained: {BUNDLED_MODEL_PATH.name} ({info.model_id})"
     detector = Detector.from_model(build_detector(arch, attention), device="auto", score_threshold=threshold,
                                    num_threads=threads)

@@ -15,6 +15,13 @@ from core.evaluation.voc import EvalResult
 GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)
 
 
+def saved_threshold(metrics: dict | None) -> float | None:
+    """The operating threshold kept in a model's metrics (file or registry), if one was measured."""
+    point = metrics.get("operating_point") if isinstance(metrics, dict) else None
+    value = point.get("threshold") if isinstance(point, dict) else None
+    return float(value) if isinstance(value, (int, float)) and 0.0 < value < 1.0 else None
+
+
 def operating_point(result: EvalResult, grid: np.ndarray = GRID) -> dict[str, float] | None:
     """{"threshold", "precision", "recall", "f1"} at the pooled-F1 maximum; None without ground truth."""
     classes = [c for c in result.overall.classes if c.num_ground_truth > 0]

@@ -37,6 +37,7 @@ from torch import nn
 
 from core import __version__
 from core.classes import CLASSES
+from core.evaluation.operating_point import saved_threshold
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,7 @@ class ModelInfo:
     @property
     def operating_threshold(self) -> float | None:
         """The score the model should alarm from (core.evaluation.operating_point), if it was measured."""
-        point = self.metrics.get("operating_point") if isinstance(self.metrics, dict) else None
-        value = point.get("threshold") if isinstance(point, dict) else None
-        return float(value) if isinstance(value, (int, float)) and 0.0 < value < 1.0 else None
+        return saved_threshold(self.metrics)
 
 
 def sha256_bytes(data: bytes) -> str:

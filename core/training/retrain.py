@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from core.evaluation.operating_point import saved_threshold
 from core.store.errors import InvalidState
 from core.store.values import HardSample, ModelVersionInfo, TrainingJobInfo
 from core.training.corrections import (
@@ -65,9 +66,8 @@ DEFAULT_ALARM_THRESHOLD = 0.5
 
 def alarm_threshold_for(version: ModelVersionInfo | None) -> float:
     """The score a registered model alarms from: its measured operating point, else the default."""
-    point = (version.metrics or {}).get("operating_point") if version is not None else None
-    value = point.get("threshold") if isinstance(point, dict) else None
-    return float(value) if isinstance(value, (int, float)) and 0.0 < value < 1.0 else DEFAULT_ALARM_THRESHOLD
+    measured = saved_threshold(version.metrics) if version is not None else None
+    return DEFAULT_ALARM_THRESHOLD if measured is None else measured
 
 
 class JobRefused(RuntimeError):
