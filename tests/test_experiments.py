@@ -34,6 +34,11 @@ def test_tiny_experiment_writes_the_tables_and_resumes(tmp_path, monkeypatch):
     for heading in ("Table IV", "Table V", "Table VII", "Table IX", "Table VIII"):
         assert heading in text
     assert "+DOAM-O" in text and "74.57" in text
+    # Every table's figure is written and linked from the report (relative, so the pair can be copied).
+    for name in ("table_iv", "table_v", "table_vii", "table_ix"):
+        figure = tmp_path / "paper_plots" / f"{name}.png"
+        assert figure.read_bytes().startswith(b"\x89PNG"), name
+        assert f"](paper_plots/{name}.png)" in text
     assert len(calls) == len(only)
     saved = json.loads((tmp_path / "runs" / "doam_o-s0" / "eval.json").read_text())
     assert "overall" in saved and "train_minutes" in saved

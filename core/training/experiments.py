@@ -145,6 +145,7 @@ def run_paper_experiments(out: str | Path, scale_name: str = "small", arch: str 
                           only: list[str] | None = None, model_options: dict | None = None) -> Path:
     """Run (or resume) every configuration and write ``paper_tables.md``; returns its path."""
     from core.evaluation.reports import category_table, occlusion_table  # noqa: PLC0415
+    from core.training.experiment_plots import plot_paper_tables  # noqa: PLC0415
 
     if scale_name not in SCALES:
         raise ValueError(f"unknown scale {scale_name!r}; expected one of {', '.join(SCALES)}")
@@ -164,8 +165,10 @@ def run_paper_experiments(out: str | Path, scale_name: str = "small", arch: str 
                         for seed in scale.seeds]
         # Rewritten after every configuration: an interrupted experiment still leaves the tables so far.
         done = f"{len(results)} of {len(keys)} configurations"
+        plots = plot_paper_tables(results, out, {"Table IV": TABLE_IV, "Table VII": TABLE_VII, "Table IX": TABLE_IX},
+                                  TABLE_IV, PAPER_OL)
         path.write_text(_report(results, scale_name, scale, arch, time.time() - started, category_table,
-                                occlusion_table, done))
+                                occlusion_table, done, plots))
     return path
 
 
@@ -183,7 +186,13 @@ def _paper_column(table) -> str:
     return "\n".join(f"| {label} | {'—' if paper is None else f'{paper:.2f}'} |" for label, _, paper in table)
 
 
-def _report(results, scale_name, scale, arch, seconds, category_table, occlusion_table, done: str = "") -> str:
+def _figure(plots: dict[str, str] | None, name: str) -> str:
+    """A Markdown image line for the table's plot (experiment_plots), or nothing."""
+    return f"![{name}]({plots[name]})\n" if plots and name in plots else ""
+
+
+def _report(results, scale_name, scale, arch, seconds, category_table, occlusion_table, done: str = "",
+            plots: dict[str, str] | None = None) -> str:
     budget = (f"{scale.minutes_per_run:g} min of training" if scale.minutes_per_run
               else f"{scale.iters_per_run} steps")
     lines = [
@@ -202,11 +211,15 @@ def _report(results, scale_name, scale, arch, seconds, category_table, occlusion
         "",
         "## Table IV: attention mechanisms, per class", "", _table(category_table, TABLE_IV, results), "",
         "Paper (SSD, mAP %):", "", "| Method | mAP |", "|---|---|", _paper_column(TABLE_IV), "",
+        _figure(plots, "Table IV"),
         "## Table V: per occlusion level", "", _table(occlusion_table, TABLE_IV, results), "",
         "Paper (SSD): baseline 75.45 / 69.54 / 66.30, +DOAM 77.87 / 72.45 / 70.78 (OL1 / OL2 / OL3).", "",
+        _figure(plots, "Table V"),
         "## Table VII: sampling strategies", "", _table(category_table, TABLE_VII, results), "",
         "Paper (SSD+DOAM, mAP %):", "", "| Method | mAP |", "|---|---|", _paper_column(TABLE_VII), "",
+        _figure(plots, "Table VII"),
         "## Table IX: ablation", "", _table(category_table, TABLE_IX, results), "",
+        _figure(plots, "Table IX"),
         "## Table VIII: complexity", "", complexity_markdown(arch), "",
     ]
     return "\n".join(lines)
