@@ -25,6 +25,7 @@ def register(sub) -> None:
 
 def _run(args) -> int:
     from core.data.opixray import AnnotationError  # noqa: PLC0415
+    from core.evaluation.attention_focus import AttentionFocus, focus_table  # noqa: PLC0415
     from core.evaluation.reports import plot_all_pr_curves, result_summary  # noqa: PLC0415
     from core.evaluation.runner import TEST_SCORE_THRESHOLD, evaluate_detector_on_dataset  # noqa: PLC0415
     from core.imaging.decode import ImageDecodeError  # noqa: PLC0415
@@ -34,7 +35,9 @@ def _run(args) -> int:
     try:
         detector = Detector.load(args.model, device=args.device, expected_sha256=args.sha256,
                                  score_threshold=TEST_SCORE_THRESHOLD)
-        result = evaluate_detector_on_dataset(detector, args.data, args.split, max_images=args.max_images)
+        focus = AttentionFocus() if detector.has_attention else None
+        result = evaluate_detector_on_dataset(detector, args.data, args.split, max_images=args.max_images,
+                                              attention_focus=focus)
     except (ModelFileError, AnnotationError, ImageDecodeError, ValueError, OSError) as exc:
         print(f"eval: error: {exc}", file=sys.stderr)
         if isinstance(exc, (AnnotationError, ImageDecodeError)):
@@ -49,8 +52,14 @@ def _run(args) -> int:
     if args.json:
         payload = result.to_dict()
         payload["model"] = {"path": str(args.model), "model_id": detector.model_id}
+        if focus is not None:
+            payload["attention_focus"] = focus.summary()
         print(json.dumps(payload, indent=2))
     else:
         print(f"model {detector.model_id} on {args.data} ({args.split})\n")
         print(result_summary(result))
+        if focus is not None:
+            print("\nAttention map (mean in [0, 1]) inside the ground-truth boxes, in a ring around them, "
+                  "and over the whole image:\n")
+            print(focus_table(focus.summary()))
     return 0

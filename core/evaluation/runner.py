@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from core.data.opixray import load_split
+from core.evaluation.attention_focus import AttentionFocus
 from core.evaluation.operating_point import operating_point
 from core.evaluation.voc import EvalResult, evaluate_detections
 from core.imaging.decode import read_image
@@ -24,8 +25,13 @@ TEST_SCORE_THRESHOLD = 0.01  # the reference protocol's test-time confidence
 
 
 def evaluate_detector_on_dataset(detector, root: str | Path, split: str = "test", *,
-                                 max_images: int | None = None, batch_size: int = 4) -> EvalResult:
-    """Predict every image of a split (or its first ``max_images``) and evaluate per class and OL."""
+                                 max_images: int | None = None, batch_size: int = 4,
+                                 attention_focus: AttentionFocus | None = None) -> EvalResult:
+    """Predict every image of a split (or its first ``max_images``) and evaluate per class and OL.
+
+    With ``attention_focus``, each prediction's attention map (DOAM models) is also measured
+    against the ground-truth boxes (core.evaluation.attention_focus).
+    """
     samples = load_split(Path(root), split)
     if max_images is not None:
         samples = samples[:max_images]
@@ -42,6 +48,8 @@ def evaluate_detector_on_dataset(detector, root: str | Path, split: str = "test"
             })
             detections.append({"boxes": prediction.boxes, "labels": prediction.labels, "scores": prediction.scores})
             levels.append(sample.occlusion_level)
+            if attention_focus is not None:
+                attention_focus.add(prediction.attention, ground_truth[-1]["boxes"], sample.occlusion_level)
     has_levels = any(level is not None for level in levels)
     return evaluate_detections(ground_truth, detections, occlusion_levels=levels if has_levels else None)
 
@@ -67,7 +75,12 @@ def evaluate_model_on_dataset(model, root: str | Path, split: str = "test", *, m
 
     was_training = model.training
     detector = Detector.from_model(model, device=device or "auto", score_threshold=TEST_SCORE_THRESHOLD)
+    focus = AttentionFocus() if detector.has_attention else None
     try:
-        return summarise(evaluate_detector_on_dataset(detector, root, split, max_images=max_images))
+        summary = summarise(evaluate_detector_on_dataset(detector, root, split, max_images=max_images,
+                                                         attention_focus=focus))
+        if focus is not None:    # a curve then shows when the map starts to single out the items
+            summary["attention_focus"] = focus.summary()
+        return summary
     finally:
         model.train(was_training)

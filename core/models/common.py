@@ -89,6 +89,39 @@ def postprocess_detections(boxes: torch.Tensor, scores: torch.Tensor, labels: to
     return {"boxes": boxes[keep], "labels": labels[keep], "scores": scores[keep]}
 
 
+def box_mask(boxes: torch.Tensor, size: tuple[int, int], stride: tuple[float, float]) -> torch.Tensor:
+    """h x w mask, 1 where a cell's centre (input pixels) lies inside one of the N x 4 boxes (x1, y1, x2, y2)."""
+    h, w = size
+    mask = torch.zeros(h, w, device=boxes.device)
+    if len(boxes) == 0:
+        return mask
+    ys = (torch.arange(h, device=boxes.device, dtype=torch.float32) + 0.5) * stride[0]
+    xs = (torch.arange(w, device=boxes.device, dtype=torch.float32) + 0.5) * stride[1]
+    inside_x = (xs[None, :] >= boxes[:, 0:1]) & (xs[None, :] <= boxes[:, 2:3])     # N x w
+    inside_y = (ys[None, :] >= boxes[:, 1:2]) & (ys[None, :] <= boxes[:, 3:4])     # N x h
+    return (inside_y[:, :, None] & inside_x[:, None, :]).any(dim=0).to(mask.dtype)
+
+
+def attention_box_loss(attention: torch.Tensor, targets: Sequence[dict], input_size: tuple[int, int]) -> torch.Tensor:
+    """Per-image class-balanced BCE between an attention map (B x 1 x h x w, in [0, 1]) and the items' boxes.
+
+    Not in the DOAM paper, whose map learns from the detection loss alone: an optional auxiliary
+    signal that asks the map to light up every item, occluded ones included, and to stay dark
+    elsewhere. Items cover ~1 % of a scan, so the inside and outside cells are averaged apart and
+    the two means weigh equally; an image without items has only the outside term.
+    """
+    b, _, h, w = attention.shape
+    stride = (input_size[0] / h, input_size[1] / w)
+    masks = torch.stack([box_mask(t["boxes"].to(attention.device, torch.float32), (h, w), stride) for t in targets])
+    prob = attention[:, 0].clamp(1e-4, 1 - 1e-4)
+    inside = masks.flatten(1)
+    outside = 1 - inside
+    pos = -(torch.log(prob).flatten(1) * inside).sum(dim=1) / inside.sum(dim=1).clamp(min=1)
+    neg = -(torch.log(1 - prob).flatten(1) * outside).sum(dim=1) / outside.sum(dim=1).clamp(min=1)
+    has_items = inside.sum(dim=1) > 0
+    return torch.where(has_items, (pos + neg) / 2, neg)
+
+
 def attention_to_input_size(attention: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """B x 1 x h x w map in [0, 1] -> B x H x W at the input size.
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.models.attention import build_attention
-from core.models.common import (attention_to_input_size, check_images, check_targets, giou_loss,
+from core.models.common import (attention_box_loss, attention_to_input_size, check_images, check_targets, giou_loss,
                                 normalise_image, postprocess_detections)
 from core.models.doam import LITE_FORM
 
@@ -70,12 +70,15 @@ class FastDetector(nn.Module):
     Options: ``input_size`` (H, W), multiples of 32, default (384, 512) ~ 0.42 x a 1225 x 954 image;
     ``widths`` of the 5 backbone stages; ``neck_channels`` (strides 8-32) and ``head_channels``
     (stride 4); ``position`` of the attention ("stem" default, or "input"); ``attention_options``
-    refine default_attention_options(attention); ``topk`` heat-map peaks decoded per image.
+    refine default_attention_options(attention); ``topk`` heat-map peaks decoded per image;
+    ``attention_loss_weight`` > 0 adds common.attention_box_loss on DOAM's map to the training losses
+    (our addition, not the paper's: reports/training_recipes.md says what it did).
     """
 
     def __init__(self, attention: str = "doam", num_classes: int = 5, *, input_size: Sequence[int] = (384, 512),
                  widths: Sequence[int] = (16, 32, 64, 96, 128), neck_channels: int = 48, head_channels: int = 32,
-                 position: str = "stem", attention_options: dict | None = None, topk: int = 100) -> None:
+                 position: str = "stem", attention_options: dict | None = None, topk: int = 100,
+                 attention_loss_weight: float = 0.0) -> None:
         super().__init__()
         if position not in POSITIONS:
             raise ValueError(f"position must be one of {', '.join(POSITIONS)}, got {position!r}")
@@ -84,6 +87,10 @@ class FastDetector(nn.Module):
             raise ValueError(f"input_size must be multiples of 32 (the backbone's stride), got {input_size}")
         if len(widths) != 5:
             raise ValueError(f"widths must name the 5 backbone stages, got {list(widths)}")
+        if attention_loss_weight < 0 or (attention_loss_weight > 0 and attention != "doam"):
+            raise ValueError(f"attention_loss_weight must be >= 0, and > 0 only with DOAM's map; "
+                             f"got {attention_loss_weight} with attention {attention!r}")
+        self.attention_loss_weight = float(attention_loss_weight)
         # The caller's options refine this detector's defaults (e.g. {"ablation": "eg"} keeps LITE_FORM's widths).
         attention_options = {key: list(value) if isinstance(value, tuple) else value
                              for key, value in {**default_attention_options(attention), **dict(attention_options or {})}.items()}
@@ -98,6 +105,8 @@ class FastDetector(nn.Module):
                        "input_size": list(input_size), "widths": list(widths), "neck_channels": neck_channels,
                        "head_channels": head_channels, "position": position,
                        "attention_options": attention_options, "topk": topk}
+        if attention_loss_weight:   # only when used, so model files without it keep their exact config
+            self.config["attention_loss_weight"] = float(attention_loss_weight)
 
         w1, w2, w3, w4, w5 = (int(w) for w in widths)
         if position == "input":
@@ -153,7 +162,11 @@ class FastDetector(nn.Module):
         heat_logits, distances, attention = self.forward_raw(images)
         if self.training:
             check_targets(targets, images.shape[0])
-            return self.loss(heat_logits, distances, targets)
+            losses = self.loss(heat_logits, distances, targets)
+            if self.attention_loss_weight and attention is not None:
+                losses["attention"] = self.attention_loss_weight * attention_box_loss(
+                    attention, targets, tuple(images.shape[-2:]))
+            return losses
         return self.decode(heat_logits, distances, attention, tuple(images.shape[-2:]))
 
     raw_output_names: tuple[str, ...] = ("heatmap_logits", "box_distances", "attention")
