@@ -50,13 +50,13 @@ from tests.tiny_dataset import make_tiny_dataset
 
 # ----------------------------------------------------------------------------- the rule
 def scores(bench_map=0.5, st=0.5, mu=0.5, ol=(0.5, 0.5, 0.5), held_map=0.3, false_alarm=3, held_labels=True,
-           items=20) -> dict:
+           items=20, missed=2) -> dict:
     bench = {"map": bench_map, "ap": {"FO": None, "ST": st, "SC": None, "UT": None, "MU": mu},
              "map_ol1": ol[0], "map_ol2": ol[1], "map_ol3": ol[2],
              "items_per_class": {"FO": 0, "ST": items, "SC": 0, "UT": 0, "MU": items},
              "items_per_ol": {"ol1": items, "ol2": items, "ol3": 3}, "missed": 1, "false_alarm": 1}
     held = None if held_map is None else {"map": held_map, "has_labels": held_labels, "false_alarm": false_alarm,
-                                          "missed": 2}
+                                          "missed": missed}
     return {"benchmark": bench, "heldout": held}
 
 
@@ -92,6 +92,14 @@ def test_not_better_on_the_heldout_corrections_is_rejected() -> None:
     assert same.verdict == "reject" and "did not improve: 0.300 -> 0.300" in same.reasons[0]
     small_gain = judge(scores(held_map=0.32), scores(held_map=0.3), GateSettings(min_heldout_gain=0.05))
     assert small_gain.verdict == "reject"
+
+
+def test_missing_more_marked_items_is_rejected_even_with_a_higher_heldout_map() -> None:
+    # The swapped-label scenario: a better mAP against wrong names, but fewer items found at all.
+    more = judge(scores(held_map=0.26, missed=7), scores(held_map=0.0, missed=4))
+    assert more.verdict == "reject"
+    assert more.reasons == ["held-out corrections: the candidate misses more marked items at the alarm threshold (4 -> 7)"]
+    assert judge(scores(held_map=0.26, missed=4), scores(held_map=0.0, missed=4)).verdict == "promote"
 
 
 def test_heldout_bags_without_items_are_judged_by_false_alarms() -> None:

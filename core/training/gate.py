@@ -11,7 +11,8 @@ path the workstation uses:
 
 :func:`judge` is a pure function of those numbers: **promote** only if the
 candidate is not worse on the benchmark beyond the tolerances (overall, each
-class, each OL) AND better on the held-out corrections; **reject** otherwise,
+class, each OL) AND better on the held-out corrections (higher mAP, and no more
+items missed at the alarm threshold); **reject** otherwise,
 with one reason per failed check, numbers included; **undecided** when there
 are no held-out corrections to judge by (a supervisor decides by hand).
 :func:`apply_gate` carries the verdict out through the store, so that the
@@ -194,6 +195,13 @@ def judge(candidate: dict[str, Any], active: dict[str, Any], settings: GateSetti
         if not ch["map"] - ah["map"] > settings.min_heldout_gain:
             reasons.append(f"held-out corrections mAP did not improve: {ah['map']:.3f} -> {ch['map']:.3f} "
                            f"(needs more than +{settings.min_heldout_gain:.3f})")
+        # "Missed" means no detection at all where an annotator marked an item, whatever its class:
+        # the inspector's worst case, and a sign of bad corrections that mAP on them can hide (a
+        # candidate trained on swapped class names found fewer of the held-out items, yet scored a
+        # higher held-out mAP against those same wrong names).
+        if ch.get("missed", 0) > ah.get("missed", 0):
+            reasons.append(f"held-out corrections: the candidate misses more marked items at the alarm threshold "
+                           f"({ah['missed']} -> {ch['missed']})")
     elif not ch["false_alarm"] < ah["false_alarm"]:
         # Held-out bags with no items at all: only false alarms can tell the two models apart.
         reasons.append(f"held-out corrections (no items, only deleted false alarms): false alarms "
