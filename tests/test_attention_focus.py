@@ -91,14 +91,16 @@ def dataset(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("attention", ["doam", "none"])
+@pytest.mark.parametrize("attention", ["doam", "none", "edge_only"])
 def test_eval_reports_the_focus_of_attention_models_only(dataset, tmp_path, capsys, attention):
     torch.manual_seed(0)
     model_path = tmp_path / "model.pt"
-    save_model(model_path, build_detector("fast", attention, input_size=(128, 160)).eval())
+    options = {"attention_options": {"ablation": "edge_only"}} if attention == "edge_only" else {}
+    model = build_detector("fast", "none" if attention == "none" else "doam", input_size=(128, 160), **options)
+    save_model(model_path, model.eval())
     assert cli_main(["eval", "--data", str(dataset), "--model", str(model_path), "--json", "--device", "cpu"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    if attention == "none":
+    if attention != "doam":            # no map: no attention model, or DOAM's edge-only ablation
         assert "attention_focus" not in payload
         return
     focus = payload["attention_focus"]

@@ -42,7 +42,8 @@ def test_the_detector_adds_the_term_and_it_trains_the_attention_module():
     assert set(losses) == {"heatmap", "box", "attention"} and losses["attention"].shape == (2,)
     losses["attention"].sum().backward()
     assert model.attention.generate.weight.grad.abs().sum() > 0
-    assert model.stage3[0][0].weight.grad is None                  # the term reaches only what makes the map
+    # The term reaches only what makes the map (computed from the image), not the backbone.
+    assert model.stage3[0][0].weight.grad is None and model.stem[0].weight.grad is None
     assert model.config["attention_loss_weight"] == 0.5
     rebuilt = build_detector(**model.config)
     assert rebuilt.attention_loss_weight == 0.5
@@ -56,3 +57,6 @@ def test_without_the_option_nothing_changes_and_bad_values_are_refused():
         build_detector("fast", "none", input_size=SIZE, attention_loss_weight=0.5)
     with pytest.raises(ValueError, match="attention_loss_weight"):
         build_detector("fast", "doam", input_size=SIZE, attention_loss_weight=-1)
+    with pytest.raises(ValueError, match="attention_loss_weight"):     # the ablation without a map
+        build_detector("fast", "doam", input_size=SIZE, attention_loss_weight=0.5,
+                       attention_options={"ablation": "edge_only"})

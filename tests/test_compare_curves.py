@@ -42,6 +42,9 @@ def test_cli_writes_the_plot_with_levels_and_reports_bad_runs(tmp_path, capsys):
     (broken / "evals.jsonl").write_text('{"step": 1, "train_seconds": 60, "map": 0.1}\n{not json\n')
     assert cli_main(["curves", str(broken)]) == 2
     assert "evals.jsonl:2" in capsys.readouterr().err
+    (broken / "evals.jsonl").write_text('{"step": 1, "map": 0.1}\n')        # no train_seconds
+    assert cli_main(["curves", str(broken)]) == 2
+    assert "lacks a numeric step or train_seconds" in capsys.readouterr().err
     assert cli_main(["curves", str(a), str(a)]) == 2           # same name twice
     assert "distinct names" in capsys.readouterr().err
     assert cli_main(["curves", str(a), "--names", "x", "y"]) == 2

@@ -49,17 +49,19 @@ def _run(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for path in plot_all_pr_curves(result, out):
             print(f"wrote {path}", file=sys.stderr)
+    # Empty for models without attention, and for an "edge_only" DOAM ablation, which makes no map.
+    focus_summary = focus.summary() if focus is not None else {}
     if args.json:
         payload = result.to_dict()
         payload["model"] = {"path": str(args.model), "model_id": detector.model_id}
-        if focus is not None:
-            payload["attention_focus"] = focus.summary()
+        if focus_summary:
+            payload["attention_focus"] = focus_summary
         print(json.dumps(payload, indent=2))
     else:
         print(f"model {detector.model_id} on {args.data} ({args.split})\n")
         print(result_summary(result))
-        if focus is not None:
+        if focus_summary:
             print("\nAttention map (mean in [0, 1]) inside the ground-truth boxes, in a ring around them, "
                   "and over the whole image:\n")
-            print(focus_table(focus.summary()))
+            print(focus_table(focus_summary))
     return 0

@@ -79,8 +79,9 @@ def evaluate_model_on_dataset(model, root: str | Path, split: str = "test", *, m
     try:
         summary = summarise(evaluate_detector_on_dataset(detector, root, split, max_images=max_images,
                                                          attention_focus=focus))
-        if focus is not None:    # a curve then shows when the map starts to single out the items
-            summary["attention_focus"] = focus.summary()
+        focus_summary = focus.summary() if focus is not None else {}
+        if focus_summary:        # a curve then shows when the map starts to single out the items
+            summary["attention_focus"] = focus_summary
         return summary
     finally:
         model.train(was_training)

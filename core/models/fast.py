@@ -87,9 +87,11 @@ class FastDetector(nn.Module):
             raise ValueError(f"input_size must be multiples of 32 (the backbone's stride), got {input_size}")
         if len(widths) != 5:
             raise ValueError(f"widths must name the 5 backbone stages, got {list(widths)}")
-        if attention_loss_weight < 0 or (attention_loss_weight > 0 and attention != "doam"):
+        # The term needs DOAM's map: no other attention makes one, nor DOAM's "edge_only" ablation.
+        makes_map = attention == "doam" and dict(attention_options or {}).get("ablation", "full") != "edge_only"
+        if attention_loss_weight < 0 or (attention_loss_weight > 0 and not makes_map):
             raise ValueError(f"attention_loss_weight must be >= 0, and > 0 only with DOAM's map; "
-                             f"got {attention_loss_weight} with attention {attention!r}")
+                             f"got {attention_loss_weight} with attention {attention!r} {attention_options or ''}")
         self.attention_loss_weight = float(attention_loss_weight)
         # The caller's options refine this detector's defaults (e.g. {"ablation": "eg"} keeps LITE_FORM's widths).
         attention_options = {key: list(value) if isinstance(value, tuple) else value

@@ -7,7 +7,6 @@ table: one row per curve point of the first run, the other runs' value at the sa
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -15,29 +14,31 @@ KEYS = {"all": "map", "OL1": "map_ol1", "OL2": "map_ol2", "OL3": "map_ol3"}
 
 
 def read_curve(run_dir: Path) -> list[dict]:
-    """The run's evaluations, in step order; a clear error if the run has none."""
-    path = Path(run_dir) / "evals.jsonl"
-    if not path.exists():
+    """The run's evaluations (RunLog's evals.jsonl), in step order; a clear error if it has none or a bad one."""
+    from core.training.runlog import RunLog  # noqa: PLC0415
+
+    log = RunLog(Path(run_dir))
+    if not log.evals_path.exists():
         raise FileNotFoundError(f"{run_dir}: no evals.jsonl (train with --curve-every and --curve-data)")
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
+    rows = log.read_evals()
     if not rows:
-        raise ValueError(f"{path}: no evaluations yet")
-    return sorted(rows, key=lambda r: r.get("step", 0))
+        raise ValueError(f"{log.evals_path}: no evaluations yet")
+    for number, row in enumerate(rows, 1):
+        if not (isinstance(row, dict) and all(isinstance(row.get(k), (int, float)) for k in ("step", "train_seconds"))):
+            raise ValueError(f"{log.evals_path}: evaluation {number} lacks a numeric step or train_seconds")
+    return sorted(rows, key=lambda r: r["step"])
+
+
+def nearest_point(curve: list[dict], minute: float, tolerance: float = 0.5) -> dict | None:
+    """The evaluation nearest ``minute`` of training, if one lies within ``tolerance`` minutes."""
+    best = min(curve, key=lambda r: abs(r["train_seconds"] / 60 - minute))
+    return best if abs(best["train_seconds"] / 60 - minute) <= tolerance else None
 
 
 def value_at_minute(curve: list[dict], minute: float, key: str = "map", tolerance: float = 0.5) -> float | None:
     """The run's value at the evaluation nearest ``minute`` (within ``tolerance`` minutes), or None."""
-    best = min(curve, key=lambda r: abs(r["train_seconds"] / 60 - minute))
-    if abs(best["train_seconds"] / 60 - minute) > tolerance:
-        return None
-    value = best.get(key)
+    point = nearest_point(curve, minute, tolerance)
+    value = None if point is None else point.get(key)
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
@@ -49,9 +50,8 @@ def table(curves: dict[str, list[dict]], key: str = "map") -> str:
         minute = point["train_seconds"] / 60
         cells = []
         for name in names:
-            nearest = min(curves[name], key=lambda r: abs(r["train_seconds"] / 60 - minute))
             value = value_at_minute(curves[name], minute, key)
-            cells.append("—" if value is None else f"{value:.3f} ({nearest['step']})")
+            cells.append("—" if value is None else f"{value:.3f} ({nearest_point(curves[name], minute)['step']})")
         lines.append(f"| {minute:.0f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

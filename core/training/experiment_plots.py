@@ -119,14 +119,14 @@ def plot_paper_tables(results: Mapping[str, Sequence[EvalResult]], out_dir: Path
     ``tables`` maps a name ("Table IV") to its rows. Plotting is a report's garnish: a failure is
     logged and the figure left out, never allowed to lose the tables themselves.
     """
+    figures = [(name, plot_map_table, (rows, results, _file(out_dir, name), f"{name}: mAP"))
+               for name, rows in tables.items()]
+    figures.append(("Table V", plot_occlusion_table,
+                    (occlusion_table, results, _file(out_dir, "Table V"), paper_ol, "Table V: by occlusion level")))
     written: dict[str, str] = {}
-    jobs = [(name, lambda n=name, rows=rows: plot_map_table(rows, results, _file(out_dir, n), f"{n}: mAP"))
-            for name, rows in tables.items()]
-    jobs.append(("Table V", lambda: plot_occlusion_table(occlusion_table, results, _file(out_dir, "Table V"),
-                                                          paper_ol, "Table V: by occlusion level")))
-    for name, job in jobs:
+    for name, draw, arguments in figures:
         try:
-            path = job()
+            path = draw(*arguments)
         except Exception:  # noqa: BLE001 - see the docstring
             log.exception("could not plot %s", name)
             continue

@@ -43,9 +43,18 @@ class RunLog:
             return list(csv.DictReader(f))
 
     def read_evals(self) -> list[dict]:
+        """The evaluations logged so far; a ValueError naming file and line for one that is not JSON."""
         if not self.evals_path.exists():
             return []
-        return [json.loads(line) for line in self.evals_path.read_text().splitlines() if line.strip()]
+        rows = []
+        for number, line in enumerate(self.evals_path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{self.evals_path}:{number}: not a JSON line ({exc.msg})") from None
+        return rows
 
     def truncate_after(self, step: int) -> None:
         """On resume, drop rows logged after the checkpoint's step (they will be redone)."""

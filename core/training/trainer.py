@@ -355,7 +355,8 @@ class Trainer:
             return result
         if not interrupted and self.cfg.curve_every_min is not None:
             self._maybe_evaluate(force=True)
-        metrics = self.runlog.read_evals()[-1] if self.runlog.read_evals() else None
+        evals = self.runlog.read_evals()
+        metrics = evals[-1] if evals else None
         result["sha256"] = self._save_model_file(self.run_dir / "model.pt", metrics)
         result["model"] = str(self.run_dir / "model.pt")
         self.runlog.plot()
