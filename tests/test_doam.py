@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from core.models.doam import (ABLATIONS, CODE_FORM, DOAM, LITE_FORM, PAPER_FORM, minmax_per_image, region_mean,
-                              sobel_magnitude)
+from core.models.doam import (ABLATIONS, CODE_FORM, DOAM, LITE_FORM, PAPER_FORM, minmax_per_image, optical_depth,
+                              region_mean, sobel_magnitude)
 
 torch.set_num_threads(1)
 
@@ -49,6 +49,42 @@ def test_sobel_on_a_vertical_step() -> None:
     zero_padded = sobel_magnitude(image, "zeros")
     assert zero_padded[0, 0, 2, 5].item() == pytest.approx(4.0, abs=1e-5)
     assert zero_padded[0, 0, 2, 0].item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_optical_depth_maps_white_to_zero_and_black_to_the_scale() -> None:
+    values = torch.tensor([255.0, 127.0, 0.0, -0.5])       # a resampled image may dip below 0
+    depth = optical_depth(values, 255.0)
+    assert depth[0].item() == pytest.approx(0.0, abs=1e-4)
+    assert depth[2].item() == pytest.approx(255.0, abs=1e-3)
+    assert depth[3].item() == pytest.approx(255.0, abs=1e-3)
+    assert 0.0 < depth[1].item() < 255.0
+
+
+def test_an_occluder_dims_a_blades_edge_in_intensity_but_not_in_depth() -> None:
+    """Beer-Lambert: an occluder multiplies the blade's transmission, so it scales the intensity edge
+    by its own transmission; in depth the blade's edge is the same under it (up to the +1 of 8 bits)."""
+    blade = torch.ones(1, 1, 8, 8)
+    blade[..., 4:] = 0.5                                    # the blade halves the transmission
+    occluder = 0.1                                          # a dense object over all of it
+    bare, covered = blade * 255.0, blade * occluder * 255.0
+    edge = lambda image: sobel_magnitude(image)[0, 0, 4, 4].item()          # noqa: E731
+    assert edge(covered) == pytest.approx(occluder * edge(bare), rel=1e-4)
+    assert edge(optical_depth(covered, 255.0)) == pytest.approx(edge(optical_depth(bare, 255.0)), rel=0.1)
+
+
+def test_depth_domain_changes_the_map_not_the_shapes() -> None:
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 32, 48)
+    features = torch.randn(2, 15, 16, 24)
+    outputs = {}
+    for domain in ("intensity", "depth"):
+        torch.manual_seed(1)
+        doam = DOAM(15, **{**LITE_FORM, "domain": domain}).eval()
+        outputs[domain] = doam(features, image=image)
+    (x_int, a_int), (x_depth, a_depth) = outputs["intensity"], outputs["depth"]
+    assert x_int.shape == x_depth.shape and a_int.shape == a_depth.shape
+    assert float(a_depth.min()) >= 0.0 and float(a_depth.max()) <= 1.0
+    assert not torch.allclose(a_int, a_depth)
 
 
 def test_minmax_is_per_image() -> None:
@@ -163,7 +199,7 @@ def test_prediction_does_not_depend_on_the_rest_of_the_batch() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"blocks": "mlp"}, {"fusion_kernel": 5}, {"edge_source": "blue"}, {"edge_padding": "reflect"},
-                                 {"ablation": "ma"}, {"region_sizes": (0, 5)}, {"ma_channels": ()}])
+                                 {"ablation": "ma"}, {"domain": "log"}, {"region_sizes": (0, 5)}, {"ma_channels": ()}])
 def test_bad_options_are_rejected(bad: dict) -> None:
     with pytest.raises(ValueError):
         DOAM(3, **bad)

@@ -19,6 +19,7 @@ where the full module would cost more than the detector itself.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 ABLATIONS: tuple[str, ...] = ("edge_only", "eg", "eg_ma_nogate", "full")
+DOMAINS: tuple[str, ...] = ("intensity", "depth")
 
 CODE_FORM: dict = {"blocks": "plain", "fusion_kernel": 3, "gamma_gate": True, "edge_source": "red",
                    "edge_padding": "zeros", "region_sizes": (5, 10, 15), "eg_channels": (8, 16, 16, 8),
@@ -59,6 +61,17 @@ def sobel_magnitude(intensity: torch.Tensor, padding: str = "replicate") -> torc
         gradients = F.conv2d(F.pad(intensity, (1, 1, 1, 1), mode="replicate"), kernels)
     # The small epsilon keeps the gradient of sqrt finite on flat areas (d sqrt(u)/du at u=0 is inf).
     return torch.sqrt(gradients.pow(2).sum(dim=1, keepdim=True) + 1e-12)
+
+
+def optical_depth(scaled: torch.Tensor, scale: float) -> torch.Tensor:
+    """``-ln`` of the transmission of pixel values in 0..scale, mapped back onto 0..scale.
+
+    Transmission is read as ``(I + 1) / (scale + 1)`` (the +1 keeps a black pixel finite: an 8-bit
+    detector cannot tell transmissions below 1/256 apart anyway), so white is 0 and black is
+    ``scale``. Beer-Lambert: depths of overlapping objects add, so an object's edges in depth do
+    not depend on what lies over or under it.
+    """
+    return torch.log((scale + 1.0) / (scaled.clamp_min(0.0) + 1.0)) * (scale / math.log(scale + 1.0))
 
 
 def minmax_per_image(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -133,6 +146,11 @@ class DOAM(nn.Module):
       eg_channels / ma_channels: hidden widths of the EG and MA stacks (MA's last is its output).
       ria_kernel / gate_kernel: kernels of the RIA fusion convs and of the gated selection (code: 3).
       input_scale: the image is multiplied by it before the Sobel and MA (the code works on 0-255).
+      domain: what the Sobel and MA see: "intensity" (the paper: pixel values) or "depth" (our
+        addition: the optical depth -ln(I), see ``optical_depth``). Objects in an X-ray image compose
+        by multiplying transmissions, so an occluder scales a blade's intensity edge by its own
+        transmission (a dense one by ~10x, after which the per-image min-max leaves it near zero);
+        in depth the edge is the blade's own attenuation step whatever lies over it.
       map_stride: compute EG/MA/RIA and the map on a grid this many times coarser than x (area
         mean of the image), then upsample the map bilinearly to x's size; 1 = the paper. The edge
         channel appended to x stays at x's resolution. On this CPU the tiny-channel layers are
@@ -145,7 +163,8 @@ class DOAM(nn.Module):
                  gamma_gate: bool = True, edge_source: str = "red", edge_padding: str = "zeros",
                  region_sizes: Sequence[int] = (5, 10, 15), ablation: str = "full",
                  eg_channels: Sequence[int] = (8, 16, 16, 8), ma_channels: Sequence[int] = (8, 16, 32, 16, 8),
-                 ria_kernel: int = 3, gate_kernel: int = 3, input_scale: float = 255.0, map_stride: int = 1) -> None:
+                 ria_kernel: int = 3, gate_kernel: int = 3, input_scale: float = 255.0, map_stride: int = 1,
+                 domain: str = "intensity") -> None:
         super().__init__()
         if blocks not in ("plain", "bn_relu"):
             raise ValueError(f"DOAM blocks must be 'plain' or 'bn_relu', got {blocks!r}")
@@ -157,6 +176,8 @@ class DOAM(nn.Module):
             raise ValueError(f"DOAM edge_padding must be 'zeros' or 'replicate', got {edge_padding!r}")
         if ablation not in ABLATIONS:
             raise ValueError(f"DOAM ablation must be one of {', '.join(ABLATIONS)}, got {ablation!r}")
+        if domain not in DOMAINS:
+            raise ValueError(f"DOAM domain must be one of {', '.join(DOMAINS)}, got {domain!r}")
         region_sizes = tuple(int(k) for k in region_sizes)
         if not region_sizes or min(region_sizes) < 1:
             raise ValueError(f"DOAM region_sizes must be positive integers, got {region_sizes}")
@@ -172,6 +193,7 @@ class DOAM(nn.Module):
         self.ablation = ablation
         self.input_scale = float(input_scale)
         self.map_stride = int(map_stride)
+        self.domain = domain
         self.produces_map = ablation != "edge_only"
 
         width = int(ma_channels[-1])
@@ -207,6 +229,10 @@ class DOAM(nn.Module):
             guide = F.interpolate(image, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
         return guide, W / w
 
+    def _in_domain(self, scaled: torch.Tensor) -> torch.Tensor:
+        """``scaled`` (0..input_scale) in the module's domain: itself, or its optical_depth."""
+        return scaled if self.domain == "intensity" else optical_depth(scaled, self.input_scale)
+
     def _intensity(self, guide: torch.Tensor) -> torch.Tensor:
         if self.edge_source == "red":
             return guide[:, 0:1]
@@ -230,7 +256,7 @@ class DOAM(nn.Module):
 
     def forward(self, x: torch.Tensor, image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         guide, stride = self._guide(x, image)
-        scaled = guide * self.input_scale
+        scaled = self._in_domain(guide * self.input_scale)
         edge = sobel_magnitude(self._intensity(scaled), self.edge_padding)
         edge_normalised = minmax_per_image(edge)
         x_edge = torch.cat([x, edge_normalised], dim=1)
@@ -241,7 +267,8 @@ class DOAM(nn.Module):
             attention = self._attention_map(scaled, edge, edge_normalised, stride)
         else:
             # EG, MA and RIA on a coarser grid (area mean), the map brought back to x's size.
-            coarse = F.avg_pool2d(scaled, self.map_stride, ceil_mode=True)
+            # Averaged as transmission (what a coarser detector would see), then taken to the domain.
+            coarse = self._in_domain(F.avg_pool2d(guide * self.input_scale, self.map_stride, ceil_mode=True))
             coarse_edge = sobel_magnitude(self._intensity(coarse), self.edge_padding)
             attention = self._attention_map(coarse, coarse_edge, minmax_per_image(coarse_edge),
                                             stride * self.map_stride)
