@@ -150,6 +150,18 @@ def test_init_from_a_model_file_continues_from_its_weights(data, tmp_path):
     assert all(torch.allclose(base_sd[k], tuned_sd[k], atol=1e-6) for k in weights)
 
 
+def test_init_from_takes_the_map_loss_but_refuses_architecture_options(data, tmp_path):
+    first = train(config(data, tmp_path / "a", iters=1))
+    start = dict(init_from=first["model"], init_sha256=first["sha256"], iters=1)
+    tuned = train(config(data, tmp_path / "b", model_options={"attention_loss_weight": 1.0}, **start))
+    from core.inference.modelfile import load_model_file
+    model, info = load_model_file(tuned["model"])
+    assert info.config["options"]["attention_loss_weight"] == 1.0 and model.attention_loss_weight == 1.0
+    assert info.config["options"]["widths"] == SMALL["widths"]           # the file's architecture kept
+    with pytest.raises(ValueError, match="widths"):
+        train(config(data, tmp_path / "c", model_options={"widths": [8, 8, 8, 8, 8]}, **start))
+
+
 def test_trainer_runs_in_a_thread_and_stops_on_request(data, tmp_path):
     """Signal handlers only install on the main thread; in another thread the trainer runs without them."""
     import threading  # noqa: PLC0415

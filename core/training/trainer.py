@@ -33,6 +33,10 @@ from core.training.distributed import DistContext, init_distributed, resolve_dev
 from core.training.runlog import RunLog
 from core.training.sampling import SamplePool
 
+# Detector options that change how a model trains, not its parameters: the only ones that may be
+# set on a model started from a file (--init-from), e.g. to fine-tune it with the map loss.
+TRAINING_ONLY_OPTIONS: tuple[str, ...] = ("attention_loss_weight",)
+
 log = logging.getLogger(__name__)
 
 
@@ -117,11 +121,23 @@ class Trainer:
     def _model_from_file(self) -> torch.nn.Module:
         """The network and weights of ``init_from`` (verified), to train further."""
         from core.inference.modelfile import load_model_file  # noqa: PLC0415
+        from core.models.build import build_detector  # noqa: PLC0415
 
         model, info = load_model_file(self.cfg.init_from, self.cfg.init_sha256)
+        asked = dict(self.cfg.model_options)
+        fixed = sorted(set(asked) - set(TRAINING_ONLY_OPTIONS))
+        if fixed:
+            # Silently training the file's architecture instead of the one asked for would mislead.
+            raise ValueError(f"--model-option {', '.join(fixed)} cannot change a model started with --init-from: "
+                             f"its file fixes the architecture (only {', '.join(TRAINING_ONLY_OPTIONS)} may be set)")
         self.cfg.arch, self.cfg.attention = info.arch, info.attention
-        self.cfg.model_options = dict(info.config["options"])
-        log.info("starting from %s (%s)", self.cfg.init_from, info.model_id)
+        self.cfg.model_options = {**info.config["options"], **asked}
+        if asked:
+            # Rebuilt with the training-only options (the constructor validates them), same weights.
+            rebuilt = build_detector(info.arch, info.attention, num_classes=NUM_CLASSES, **self.cfg.model_options)
+            rebuilt.load_state_dict(model.state_dict())
+            model = rebuilt
+        log.info("starting from %s (%s)%s", self.cfg.init_from, info.model_id, f" with {asked}" if asked else "")
         return model
 
     def _resume_if_possible(self) -> None:
