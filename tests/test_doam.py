@@ -5,9 +5,10 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from core.models.doam import (ABLATIONS, CODE_FORM, DOAM, LITE_FORM, PAPER_FORM, minmax_per_image, optical_depth,
-                              region_mean, sobel_magnitude)
+from core.models.doam import (ABLATIONS, CODE_FORM, DOAM, LITE_FORM, PAPER_FORM, SOBEL_KERNELS, minmax_per_image,
+                              optical_depth, region_mean, sobel_magnitude)
 
 torch.set_num_threads(1)
 
@@ -85,6 +86,15 @@ def test_depth_domain_changes_the_map_not_the_shapes() -> None:
     assert x_int.shape == x_depth.shape and a_int.shape == a_depth.shape
     assert float(a_depth.min()) >= 0.0 and float(a_depth.max()) <= 1.0
     assert not torch.allclose(a_int, a_depth)
+
+
+@pytest.mark.parametrize("padding", ["zeros", "replicate"])
+def test_sobel_by_slices_equals_the_fixed_kernel_convolution(padding: str) -> None:
+    intensity = torch.rand(3, 1, 37, 52) * 255
+    kernels = torch.tensor(SOBEL_KERNELS).unsqueeze(1)
+    padded = F.pad(intensity, (1, 1, 1, 1)) if padding == "zeros" else F.pad(intensity, (1, 1, 1, 1), mode="replicate")
+    reference = torch.sqrt(F.conv2d(padded, kernels).pow(2).sum(dim=1, keepdim=True) + 1e-12)
+    torch.testing.assert_close(sobel_magnitude(intensity, padding), reference, rtol=1e-5, atol=1e-3)
 
 
 def test_minmax_is_per_image() -> None:

@@ -126,7 +126,10 @@ def test_a_candidate_trained_on_wrong_labels_is_rejected(loop: Loop, tmp_path: P
                           base_data=loop.data.base, settings=SCENARIO)
 
     assert outcome.status == "rejected", outcome.message
-    assert any(r.startswith("benchmark") for r in outcome.decision.reasons), outcome.decision.reasons
+    # Swapped names find fewer of the marked items (whatever their class); that rule fired in both
+    # numerics tried (conv2d and slice Sobel: 4 -> 6, 4 -> 7 misses), while the benchmark mAP rule
+    # depends on how weak the starting model happens to be.
+    assert any("misses more marked items" in r for r in outcome.decision.reasons), outcome.decision.reasons
     assert outcome.candidate.status == "rejected" and outcome.job.state == "succeeded"
     assert store.models.active().id == weak_id
     assert watcher.poll() is None and watcher.current.version.id == weak_id   # nothing to swap

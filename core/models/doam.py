@@ -44,23 +44,34 @@ LITE_FORM: dict = {"blocks": "bn_relu", "fusion_kernel": 1, "gamma_gate": True, 
 _LUMA = (0.299, 0.587, 0.114)
 
 
+SOBEL_KERNELS = (
+    ((-1.0, -2.0, -1.0), (0.0, 0.0, 0.0), (1.0, 2.0, 1.0)),    # horizontal edges (vertical gradient)
+    ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0)),    # vertical edges (horizontal gradient)
+)
+
+
 def sobel_magnitude(intensity: torch.Tensor, padding: str = "replicate") -> torch.Tensor:
-    """``sqrt(gx² + gy²)`` of a B x 1 x H x W tensor with the paper's fixed kernels.
+    """``sqrt(gx² + gy²)`` of a B x 1 x H x W tensor with the paper's fixed kernels (SOBEL_KERNELS).
 
     ``padding="zeros"`` is the reference code's: on a white-background X-ray image it makes the
     image frame the strongest edge of all, which then dominates the min-max normalised edge
     image. ``"replicate"`` (default) gives the frame no edge.
+
+    Each kernel is separable (a difference one way, a [1, 2, 1] smoothing the other), so it is
+    computed with shifted slices, not conv2d: on one CPU thread oneDNN takes ~4 ms for this
+    one-channel convolution on a batch of 8 x 130 x 130, the slices a fraction of that. The
+    result equals ``F.conv2d`` with SOBEL_KERNELS (tests/test_doam.py checks it).
     """
-    kernels = intensity.new_tensor([
-        [[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]],   # horizontal edges (vertical gradient)
-        [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]],   # vertical edges (horizontal gradient)
-    ]).unsqueeze(1)
     if padding == "zeros":
-        gradients = F.conv2d(intensity, kernels, padding=1)
+        p = F.pad(intensity, (1, 1, 1, 1))
     else:
-        gradients = F.conv2d(F.pad(intensity, (1, 1, 1, 1), mode="replicate"), kernels)
+        p = F.pad(intensity, (1, 1, 1, 1), mode="replicate")
+    rows = p[..., :-2, :] + 2 * p[..., 1:-1, :] + p[..., 2:, :]          # [1, 2, 1] down the columns
+    cols = p[..., :, :-2] + 2 * p[..., :, 1:-1] + p[..., :, 2:]          # [1, 2, 1] along the rows
+    vertical_gradient = cols[..., 2:, :] - cols[..., :-2, :]
+    horizontal_gradient = rows[..., :, 2:] - rows[..., :, :-2]
     # The small epsilon keeps the gradient of sqrt finite on flat areas (d sqrt(u)/du at u=0 is inf).
-    return torch.sqrt(gradients.pow(2).sum(dim=1, keepdim=True) + 1e-12)
+    return torch.sqrt(vertical_gradient.pow(2) + horizontal_gradient.pow(2) + 1e-12)
 
 
 def optical_depth(scaled: torch.Tensor, scale: float) -> torch.Tensor:
