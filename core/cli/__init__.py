@@ -14,6 +14,7 @@ import pkgutil
 import sys
 
 from core import __version__
+from core.allocator import keep_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Headless jobs that allocate large tensors step after step: they keep freed memory for reuse
+# (core/allocator.py). The GUI, which runs for days, keeps glibc's defaults.
+BATCH_JOBS = frozenset({"train", "eval", "experiment", "retrain", "bench", "detect", "synth", "export-onnx"})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -40,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command is None:
         return _open_workstation(parser)
+    if args.command in BATCH_JOBS:
+        keep_freed_memory()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
