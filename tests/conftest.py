@@ -9,9 +9,3 @@ os.environ.setdefault("XRAY_RUNTIME", "pytorch")
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-
-# The suite trains and evaluates small models in-process: reuse freed memory as the CLI's batch
-# jobs do (core/allocator.py) instead of page-faulting every step's tensors in anew.
-from core.allocator import keep_freed_memory  # noqa: E402 - after the path set-up above
-
-keep_freed_memory()
