@@ -4,8 +4,8 @@ Why: glibc serves a large allocation (above its mmap threshold: 128 KiB at start
 blocks are freed) with a fresh ``mmap`` and returns freed heap tops to the kernel; the next step's
 tensors then touch new pages, and every 4 KiB page costs a page fault on first write. A training
 step of the fast detector (batch 8, 256-px crops) allocates several hundred MB of activations and
-gradients: about 37 000 minor faults per step on the development VM, against about 300 with this
-setting. The real trainer's step (default crop recipe, one thread, 250 steps, runs alternating on
+gradients: up to about 37 000 minor faults per step on the development VM (one step measured in
+a process that alternated the two settings), against about 300 with this setting. The real trainer's step (default crop recipe, one thread, 250 steps, runs alternating on
 one core) took 5-6 % less time: DOAM 256 -> 242 ms, no attention 202 -> 191 ms. Inference and
 evaluation allocate the same way, per image.
 

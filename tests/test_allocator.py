@@ -1,6 +1,7 @@
 """core.allocator: glibc keeps freed memory for reuse, so repeated large tensors stop page-faulting."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -40,7 +41,6 @@ def _probe(extra_env: dict[str, str] | None = None) -> dict:
     env.update(extra_env or {})
     out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=120, check=True)
-    import json  # noqa: PLC0415
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -58,8 +58,13 @@ def test_the_environment_wins() -> None:
     assert result["applied"] is False
 
 
-def test_batch_jobs_apply_it_and_the_workstation_does_not() -> None:
-    from core.cli import BATCH_JOBS  # noqa: PLC0415
+def test_batch_jobs_apply_it_when_asked_and_the_workstation_never() -> None:
+    from core.cli import BATCH_JOBS, keeps_freed_memory  # noqa: PLC0415
 
     assert {"train", "eval", "retrain", "bench"} <= BATCH_JOBS
     assert "workstation" not in BATCH_JOBS and "screenshot" not in BATCH_JOBS
+    asked = {"XRAY_KEEP_FREED_MEMORY": "1"}
+    assert keeps_freed_memory("train", asked) and keeps_freed_memory("eval", asked)
+    assert not keeps_freed_memory("train", {})                       # opt-in: off by default
+    assert not keeps_freed_memory("train", {"XRAY_KEEP_FREED_MEMORY": "0"})
+    assert not keeps_freed_memory("workstation", asked) and not keeps_freed_memory("screenshot", asked)

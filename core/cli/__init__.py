@@ -13,6 +13,7 @@ import logging
 import os
 import pkgutil
 import sys
+from collections.abc import Mapping
 
 from core import __version__
 from core.allocator import keep_freed_memory
@@ -44,6 +45,11 @@ KEEP_FREED_MEMORY_VARIABLE = "XRAY_KEEP_FREED_MEMORY"
 BATCH_JOBS = frozenset({"train", "eval", "experiment", "retrain", "bench", "detect", "synth", "export-onnx"})
 
 
+def keeps_freed_memory(command: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``command`` runs with core.allocator's setting: a batch job, and the variable set to 1."""
+    return command in BATCH_JOBS and environ.get(KEEP_FREED_MEMORY_VARIABLE) == "1"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -51,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command is None:
         return _open_workstation(parser)
-    if args.command in BATCH_JOBS and os.environ.get(KEEP_FREED_MEMORY_VARIABLE) == "1":
+    if keeps_freed_memory(args.command):
         keep_freed_memory()
     try:
         return int(args.func(args) or 0)

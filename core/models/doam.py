@@ -267,7 +267,8 @@ class DOAM(nn.Module):
 
     def forward(self, x: torch.Tensor, image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         guide, stride = self._guide(x, image)
-        scaled = self._in_domain(guide * self.input_scale)
+        linear = guide * self.input_scale
+        scaled = self._in_domain(linear)
         edge = sobel_magnitude(self._intensity(scaled), self.edge_padding)
         edge_normalised = minmax_per_image(edge)
         x_edge = torch.cat([x, edge_normalised], dim=1)
@@ -279,7 +280,7 @@ class DOAM(nn.Module):
         else:
             # EG, MA and RIA on a coarser grid (area mean), the map brought back to x's size.
             # Averaged as transmission (what a coarser detector would see), then taken to the domain.
-            coarse = self._in_domain(F.avg_pool2d(guide * self.input_scale, self.map_stride, ceil_mode=True))
+            coarse = self._in_domain(F.avg_pool2d(linear, self.map_stride, ceil_mode=True))
             coarse_edge = sobel_magnitude(self._intensity(coarse), self.edge_padding)
             attention = self._attention_map(coarse, coarse_edge, minmax_per_image(coarse_edge),
                                             stride * self.map_stride)
