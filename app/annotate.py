@@ -23,6 +23,7 @@ from app.annotate_data import (EXPORT_FORMATS, REVIEWED_ORIGIN, BagEntry, Filter
 from app.canvas import ImageCanvas
 from app.review import show_boxes, show_predictions
 from app.store_session import StoreTasks, decode_store_image
+from app.style import restyle
 from core.classes import CLASSES
 from core.store.errors import ConflictError
 from core.store.repo import Store
@@ -296,9 +297,7 @@ class AnnotateView(QWidget):
     def _set_message(self, text: str, severity: str) -> None:
         self.message_text = text
         self.message.setText(text)
-        self.message.setProperty("severity", severity)
-        self.message.style().unpolish(self.message)
-        self.message.style().polish(self.message)
+        restyle(self.message, "severity", severity)
         self.message.show()
 
     def shutdown(self) -> None:

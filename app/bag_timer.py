@@ -4,6 +4,8 @@ from __future__ import annotations
 from PySide6.QtCore import QElapsedTimer, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QWidget
 
+from app.style import restyle
+
 TICK_MS = 200
 
 
@@ -56,6 +58,4 @@ class BagTimerLabel(QLabel):
 
     def _set_late(self, late: bool) -> None:
         if self.property("late") != late:
-            self.setProperty("late", late)
-            self.style().unpolish(self)
-            self.style().polish(self)
+            restyle(self, "late", late)

@@ -31,6 +31,7 @@ from app.gc_pauses import freeze_long_lived
 from app.inspector_panel import ScreeningPanel
 from app.keymap import Keymap
 from app.session import ScreeningSession, prediction_record
+from app.style import restyle
 from app.workers import DetectionResult, DetectorWorker, EnhanceWorker, LaneWorker, SessionWorker
 from core.classes import CLASSES, SHORT_NAMES
 from core.lane.bag import Bag
@@ -78,6 +79,9 @@ class InspectorView(QWidget):
         self._enhance_token = 0            # newest screening request (0: plain image)
         self._enhance_shown = 0            # the request whose result is on the canvas
         self._model_failed: str | None = None
+        # The bag on screen has no boxes and none are coming (no model yet, or its prediction failed):
+        # the next model to load screens it, so a lane that starts before its model never loses a bag's boxes.
+        self._needs_boxes = False
         self._swap_warning: str | None = None     # a promoted model was refused; the old one still screens
         self._closing = False                    # logging out: no new bag is shown
         self._swapped_version: Any = None
@@ -274,6 +278,7 @@ class InspectorView(QWidget):
         self.bag_label.setText(f"Bag {bag.bag_id}")
         self._refresh_image()
         cached = self._results.pop(bag.bag_id, None)
+        self._needs_boxes = cached is None and self._model_failed is not None
         if cached is not None:
             self._show_result(cached)
         elif self._model_failed is None:
@@ -319,9 +324,11 @@ class InspectorView(QWidget):
         self._swap_warning = None
         self.panel.suggest_threshold(self.detector.operating_threshold)
         self.model_badge.setText(f"model: {self._model_text()}")
-        self.model_badge.setProperty("missing", False)
-        self.model_badge.style().unpolish(self.model_badge)
-        self.model_badge.style().polish(self.model_badge)
+        restyle(self.model_badge, "missing", False)
+        if self._current is not None and self._needs_boxes:
+            self._needs_boxes = False
+            self.detector.submit(self._current.bag_id, self._current.image)
+            self.status_latency.setText("boxes: pending…")
         self._update_banner()
         self._update_status()
 
@@ -329,9 +336,7 @@ class InspectorView(QWidget):
         if self.model_id is None:
             self._model_failed = message
             self.model_badge.setText("NO MODEL")
-            self.model_badge.setProperty("missing", True)
-            self.model_badge.style().unpolish(self.model_badge)
-            self.model_badge.style().polish(self.model_badge)
+            restyle(self.model_badge, "missing", True)       # the style sheet paints it red
             self._update_detection_list()
         else:
             self._swap_warning = message      # stays up until a model loads
@@ -357,7 +362,10 @@ class InspectorView(QWidget):
         self.boxes_shown.emit(result.bag_id)
 
     def _on_prediction_failed(self, bag_id: str, message: str) -> None:
-        if self._current is not None and bag_id == self._current.bag_id and self._model_failed is None:
+        if self._current is None or bag_id != self._current.bag_id:
+            return
+        self._needs_boxes = True
+        if self._model_failed is None:
             self.status_latency.setText("boxes: failed")
             self.panel.add_error(f"{time.strftime('%H:%M:%S')}  {bag_id}: detection failed: {message}")
 
@@ -473,9 +481,7 @@ class InspectorView(QWidget):
                              self.model_note, extra) if m]
         self.banner.setText("\n".join(lines))
         severe = bool(self._session_error or self._model_failed or self._lane_message or self._swap_warning)
-        self.banner.setProperty("severity", "error" if severe else "warning")
-        self.banner.style().unpolish(self.banner)
-        self.banner.style().polish(self.banner)
+        restyle(self.banner, "severity", "error" if severe else "warning")
         self.banner.setVisible(bool(lines))
 
     def banner_text(self) -> str:
@@ -489,9 +495,6 @@ class InspectorView(QWidget):
         self.settings.time_limit_s = float(seconds)
 
     def _update_status(self) -> None:
-        if self._model_failed:
-            self.status_model.setText("model: NONE")
-        else:
-            self.status_model.setText(f"model: {self._model_text()}")
+        self.status_model.setText("model: NONE" if self._model_failed else f"model: {self._model_text()}")
         self.status_queue.setText(f"queue: {len(self._pending)} waiting · detector {self.detector.queue_length()}")
         self.status_decided.setText(f"decided: {self.decided}")

@@ -84,6 +84,18 @@ def open_lane(qtbot, store: Store, source: ReplaySource, settings_file: Path) ->
     return window
 
 
+def on_screen_with_boxes(window: WorkstationWindow, bag_id: str, boxes_for: set[str]) -> None:
+    """The waitUntil condition for one bag; when it times out, the message says where the bag got to."""
+    view = window.inspector
+    detector = view.detector
+    assert view.current_bag_id == bag_id and bag_id in boxes_for, (
+        f"waiting for {bag_id}: on screen {view.current_bag_id}, boxes shown for it {bag_id in boxes_for}, "
+        f"pending {view.pending_count()}, decided {view.decided}, detector queue {detector.queue_length()}, "
+        f"predicted {detector.predicted}, dropped {detector.dropped_count}, model {view.model_id}, "
+        f"status '{view.status_latency.text()}', banner '{view.banner_text()}', "
+        f"lane running {view.lane.isRunning()}, detector running {detector.isRunning()}")
+
+
 def screen_pass(qtbot, window: WorkstationWindow, bag_ids: list[str], truth: dict[str, tuple],  # noqa: ANN001
                 *, correct: bool, hold_last: bool = False) -> Screened:
     """Screen ``bag_ids`` in order: wait for the boxes, count the misses shown, correct (or not), decide.
@@ -96,7 +108,7 @@ def screen_pass(qtbot, window: WorkstationWindow, bag_ids: list[str], truth: dic
     result = Screened({}, Edits())
     try:
         for n, bag_id in enumerate(bag_ids):
-            qtbot.waitUntil(lambda: view.current_bag_id == bag_id and bag_id in boxes_for, timeout=BAG_TIMEOUT_MS)
+            qtbot.waitUntil(lambda: on_screen_with_boxes(window, bag_id, boxes_for), timeout=BAG_TIMEOUT_MS)
             shown = shown_predictions(view)
             items = truth[bag_id]
             result.misses[bag_id] = missed(items, shown, ALARM_THRESHOLD)

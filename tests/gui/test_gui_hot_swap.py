@@ -185,3 +185,37 @@ def test_the_lane_shows_the_new_version_and_the_store_keeps_who_screened_each_ba
         assert f"v2 v{v2.id}" in view.status_model.text()
     finally:
         window.shutdown()
+
+
+def test_a_bag_shown_before_any_model_gets_its_boxes_when_one_is_promoted(qtbot, world: World,
+                                                                          tmp_path: Path) -> None:
+    """The lane starts with no model at all; the bag on screen is screened by the first one promoted."""
+    store = world.store
+    folder = tmp_path / "bags"
+    folder.mkdir()
+    for i in range(2):
+        write_image(folder / f"bag{i:03d}.jpg", make_rgb(i))
+    keymap = Keymap.load(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    lane = LaneSetup(ReplaySource.from_folder(folder, rate_per_s=50.0), ModelChoice(None, "no fallback"), keymap,
+                     InspectorSettings(), follow_active=True, model_poll_s=0.0)
+    window = WorkstationWindow(store, world.inspector, lane)
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    view = window.inspector
+    try:
+        qtbot.waitUntil(lambda: view.current_bag_id == "bag000" and view.model_badge.text() == "NO MODEL",
+                        timeout=15000)
+        dl = view.panel.detection_list
+        assert view.latencies_ms == [] and [dl.item(i).text() for i in range(dl.count())] == ["(no model: no detections)"]
+        v1 = register(store, tiny_model_file(tmp_path / "models" / "v1.pt", seed=1), "v1")
+        with qtbot.waitSignal(view.boxes_shown, timeout=15000) as shown:
+            store.models.promote(SYSTEM, v1.id)
+        assert shown.args == ["bag000"] and view.current_bag_id == "bag000"   # no decision was needed
+        assert view.banner_text() == "" and f"v1 v{v1.id}" in view.status_model.text()
+        assert view.decide("clear")
+        qtbot.waitUntil(lambda: view.current_bag_id == "bag001" and len(view.latencies_ms) == 2, timeout=15000)
+        stored = store.bags.get(window.session.store_bag_id("bag000"))
+        assert stored.screening_model_id == v1.id
+    finally:
+        window.shutdown()
