@@ -8,7 +8,8 @@ numbers compare as ratios on this noisy machine:
 - **archs**: optimiser steps of the real Trainer (traditional strategy, no loader workers so
   the model's time is not hidden by them): images/s per arch x attention at its input size,
   from the trainer's own per-step log (the first steps, which pay for lazy initialisation,
-  are left out);
+  are left out); with ``--training-compile`` each fast pair again as "<pair> compiled"
+  (``train --compile``), its first step (the compilation) reported apart;
 - **pool**: the same detector trained for the same number of optimiser steps with the
   paper's over-sampling (``hard``) and with ``traditional``: the share of training time
   spent replaying the pool, the pool's bookkeeping (offering every image's loss), and the
@@ -34,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "ssd/yolov3/fcos take seconds per image on a CPU)")
     parser.add_argument("--training-steps", type=int, default=12, help="training: optimiser steps per arch")
     parser.add_argument("--training-batch", type=int, default=4, help="training: images per step")
+    parser.add_argument("--training-compile", action="store_true",
+                        help="training: also time each fast pair with `train --compile` (needs g++; ~40 s to compile)")
     parser.add_argument("--training-pool-period", type=int, default=6,
                         help="training: steps per pool cycle in the pool measurement")
 
@@ -51,11 +54,15 @@ def run(args: argparse.Namespace) -> dict:
                         "steps": steps, "batch_size": batch, "data": measure_data(data), "archs": {}}
         for pair in pairs:
             arch, _, attention = pair.partition("-")
-            try:
-                result["archs"][pair] = measure_arch(data, Path(tmp) / pair, arch, attention or "none", steps, batch)
-            except Exception as exc:  # noqa: BLE001 - one broken arch must not hide the others
-                log.exception("training benchmark of %s failed", pair)
-                result["archs"][pair] = {"error": f"{type(exc).__name__}: {exc}"}
+            variants = [(pair, False)] + ([(f"{pair} compiled", True)]
+                                          if arch == "fast" and getattr(args, "training_compile", False) else [])
+            for name, compiled in variants:
+                try:
+                    result["archs"][name] = measure_arch(data, Path(tmp) / name.replace(" ", "-"), arch,
+                                                         attention or "none", steps, batch, compile=compiled)
+                except Exception as exc:  # noqa: BLE001 - one broken arch must not hide the others
+                    log.exception("training benchmark of %s failed", name)
+                    result["archs"][name] = {"error": f"{type(exc).__name__}: {exc}"}
         result["pool"] = measure_pool(data, Path(tmp) / "pool", steps, batch, period)
     return result
 
@@ -110,12 +117,16 @@ def _train(data: Path, out: Path, arch: str, attention: str, steps: int, batch: 
     return rows, wall
 
 
-def measure_arch(data: Path, out: Path, arch: str, attention: str, steps: int, batch: int) -> dict:
-    rows, wall = _train(data, out, arch, attention, steps, batch)
+def measure_arch(data: Path, out: Path, arch: str, attention: str, steps: int, batch: int,
+                 compile: bool = False) -> dict:  # noqa: A002 - the trainer's option name
+    rows, wall = _train(data, out, arch, attention, steps, batch, compile=compile)
     timed = rows[WARMUP_STEPS:] or rows
     seconds = sum(r["dt"] for r in timed)
-    return {"images_per_s": round(len(timed) * batch / seconds, 2) if seconds else None,
-            "step_ms_mean": round(seconds / len(timed) * 1e3, 1), "wall_s": round(wall, 2)}
+    result = {"images_per_s": round(len(timed) * batch / seconds, 2) if seconds else None,
+              "step_ms_mean": round(seconds / len(timed) * 1e3, 1), "wall_s": round(wall, 2)}
+    if compile:
+        result["first_step_s"] = round(rows[0]["dt"], 2)     # the compilation (less where Inductor's cache has it)
+    return result
 
 
 def measure_pool(data: Path, out: Path, steps: int, batch: int, period: int) -> dict:

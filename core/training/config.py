@@ -60,6 +60,7 @@ class TrainConfig:
     curve_data: str | None = None          # held-out dataset root for the curve (its test split)
     curve_max_images: int | None = None    # evaluate on at most this many held-out images
     device: str = "auto"
+    compile: bool = False                  # TorchInductor for the training steps (core/training/compiled.py)
     model_options: dict = field(default_factory=dict)
     # Start from a model file's weights (fine-tuning, retraining): its arch, attention and options
     # win over the fields above, since the weights only fit the network they were trained in.

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from core.classes import NUM_CLASSES
 from core.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from core.training.compiled import check_compiler, compile_raw_forward, compiled_forward
 from core.training.config import TrainConfig
 from core.training.distributed import DistContext, init_distributed, resolve_device, shutdown_distributed
 from core.training.runlog import RunLog
@@ -105,6 +106,10 @@ class Trainer:
         else:
             raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
         self.net = self.model
+        self.compiled_raw = None
+        if cfg.compile:
+            check_compiler(self.device)
+            self.compiled_raw = compile_raw_forward(self.model)
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
@@ -275,7 +280,8 @@ class Trainer:
                     "labels": t["labels"].to(self.device)} for t in targets]
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr_at(self.state.step)
-        losses = self.net(images, targets)
+        with compiled_forward(self.model, self.compiled_raw):
+            losses = self.net(images, targets)
         per_image = torch.stack(list(losses.values())).sum(dim=0)
         loss = per_image.mean()
         if not torch.isfinite(loss):
