@@ -39,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 # Headless jobs that allocate large tensors step after step may keep freed memory for reuse
 # (core/allocator.py), when XRAY_KEEP_FREED_MEMORY=1. Opt-in for now: one of two full suite runs with it
 # always on saw a torchrun rank abort at exit ("terminate called without an active exception") and
-# a GUI-loop timeout, neither reproduced alone (the GUI-loop timeout recurred later with the setting
-# off: a separate flake); until the rank abort is ruled out it stays off by default.
+# a GUI-loop timeout, neither reproduced alone (the GUI-loop timeout was the test's own race, since
+# fixed: tests/gui/test_gui_correction_loop.py); until the rank abort is ruled out it stays off by default.
 # The GUI, which runs for days, keeps glibc's defaults either way.
 KEEP_FREED_MEMORY_VARIABLE = "XRAY_KEEP_FREED_MEMORY"
 BATCH_JOBS = frozenset({"train", "eval", "experiment", "retrain", "bench", "detect", "synth", "export-onnx"})

@@ -56,8 +56,14 @@ class Screened:
         return sum(self.misses.values())
 
 
-def open_lane(qtbot, store: Store, source: ReplaySource, settings_file: Path) -> WorkstationWindow:  # noqa: ANN001
-    """The inspector logs in; the lane follows the store's active model (hot swap on)."""
+def open_lane(qtbot, store: Store, source: ReplaySource, settings_file: Path,  # noqa: ANN001
+              boxes_for: set[str]) -> WorkstationWindow:
+    """The inspector logs in; the lane follows the store's active model (hot swap on).
+
+    ``boxes_for`` collects the bag ids whose boxes the view has shown, from before the lane
+    starts: the first bag's boxes can reach the screen while the test is still waiting for
+    the model to load, and a recorder connected later would never see them.
+    """
     user = store.users.login("ins", PASSWORD)
     assert user.role == "inspector"
     keymap = Keymap.load(settings=QSettings(str(settings_file), QSettings.IniFormat))
@@ -80,6 +86,7 @@ def open_lane(qtbot, store: Store, source: ReplaySource, settings_file: Path) ->
     press(qtbot, view, "threshold_up")
     assert view.panel.threshold() == pytest.approx(ALARM_THRESHOLD) and view.panel.threshold_set_by_user
     assert window.session.alarm_threshold == pytest.approx(ALARM_THRESHOLD)
+    view.boxes_shown.connect(boxes_for.add)
     window.start()
     return window
 
@@ -97,32 +104,28 @@ def on_screen_with_boxes(window: WorkstationWindow, bag_id: str, boxes_for: set[
 
 
 def screen_pass(qtbot, window: WorkstationWindow, bag_ids: list[str], truth: dict[str, tuple],  # noqa: ANN001
-                *, correct: bool, hold_last: bool = False) -> Screened:
+                boxes_for: set[str], *, correct: bool, hold_last: bool = False) -> Screened:
     """Screen ``bag_ids`` in order: wait for the boxes, count the misses shown, correct (or not), decide.
 
-    ``hold_last``: the last bag stays on screen undecided (its corrections saved), for the caller.
+    ``boxes_for``: open_lane's record of the bags whose boxes were shown. ``hold_last``: the last
+    bag stays on screen undecided (its corrections saved), for the caller.
     """
     view = window.inspector
-    boxes_for: set[str] = set()
-    view.boxes_shown.connect(boxes_for.add)
     result = Screened({}, Edits())
-    try:
-        for n, bag_id in enumerate(bag_ids):
-            qtbot.waitUntil(lambda: on_screen_with_boxes(window, bag_id, boxes_for), timeout=BAG_TIMEOUT_MS)
-            shown = shown_predictions(view)
-            items = truth[bag_id]
-            result.misses[bag_id] = missed(items, shown, ALARM_THRESHOLD)
-            if correct:
-                edits = correct_bag(qtbot, view, items)
-                for name in vars(edits):
-                    setattr(result.edits, name, getattr(result.edits, name) + getattr(edits, name))
-            if hold_last and n == len(bag_ids) - 1:
-                break
-            decided = view.decided
-            press(qtbot, view, "suspect" if (view.canvas.label_snapshot() or shown) else "clear")
-            qtbot.waitUntil(lambda: view.decided == decided + 1, timeout=BAG_TIMEOUT_MS)
-    finally:
-        view.boxes_shown.disconnect(boxes_for.add)
+    for n, bag_id in enumerate(bag_ids):
+        qtbot.waitUntil(lambda: on_screen_with_boxes(window, bag_id, boxes_for), timeout=BAG_TIMEOUT_MS)
+        shown = shown_predictions(view)
+        items = truth[bag_id]
+        result.misses[bag_id] = missed(items, shown, ALARM_THRESHOLD)
+        if correct:
+            edits = correct_bag(qtbot, view, items)
+            for name in vars(edits):
+                setattr(result.edits, name, getattr(result.edits, name) + getattr(edits, name))
+        if hold_last and n == len(bag_ids) - 1:
+            break
+        decided = view.decided
+        press(qtbot, view, "suspect" if (view.canvas.label_snapshot() or shown) else "clear")
+        qtbot.waitUntil(lambda: view.decided == decided + 1, timeout=BAG_TIMEOUT_MS)
     assert "not saved" not in view.banner_text().lower(), view.banner_text()
     return result
 
@@ -148,7 +151,8 @@ def test_corrections_made_on_the_lane_retrain_a_model_the_lane_swaps_in_and_it_m
     bag_ids = [path.stem for path in source.paths]
     truth = {path.stem: truth_boxes(source.truth[path]) for path in source.paths}
     assert len(bag_ids) == 60 and all(truth.values())
-    window = open_lane(qtbot, store, source, tmp_path / "settings.ini")
+    boxes_for: set[str] = set()
+    window = open_lane(qtbot, store, source, tmp_path / "settings.ini", boxes_for)
     view = window.inspector
     try:
         t0 = time.perf_counter()
@@ -156,7 +160,7 @@ def test_corrections_made_on_the_lane_retrain_a_model_the_lane_swaps_in_and_it_m
         assert view.model_version.id == weak_id and f"v{weak_id}" in view.status_model.text()
 
         # 1. The weak model screens the lane; the inspector corrects every bag and decides.
-        before = screen_pass(qtbot, window, bag_ids, truth, correct=True, hold_last=True)
+        before = screen_pass(qtbot, window, bag_ids, truth, boxes_for, correct=True, hold_last=True)
         qtbot.waitUntil(lambda: view.unsaved_writes() == 0, timeout=BAG_TIMEOUT_MS)
         assert before.edits.drawn > 10 and before.edits.dismissed > 0, before.edits
         stored_before, versions = stored_misses(store, window, bag_ids, truth, bag_ids)
@@ -209,7 +213,8 @@ def test_corrections_made_on_the_lane_retrain_a_model_the_lane_swaps_in_and_it_m
         # 4. The same bags again, with the promoted model; the inspector only decides.
         t0 = time.perf_counter()
         again = [f"{b}-1" for b in bag_ids]
-        after = screen_pass(qtbot, window, again, {f"{b}-1": truth[b] for b in bag_ids}, correct=False)
+        after = screen_pass(qtbot, window, again, {f"{b}-1": truth[b] for b in bag_ids}, boxes_for,
+                            correct=False)
         pass2_s = time.perf_counter() - t0
         stored_after, versions = stored_misses(store, window, bag_ids, truth, again)
         assert versions == {candidate.id}      # every bag of the second pass was screened by the new version
