@@ -63,6 +63,22 @@ def corrupt_promotion(store: Store, folder: Path) -> ModelVersionInfo:
 pytestmark = pytest.mark.usefixtures("cheap_passwords")   # tests/gui/conftest.py
 
 
+def following_lane(qtbot, world: World, tmp_path: Path, bags: int) -> WorkstationWindow:  # noqa: ANN001
+    """The inspector's running lane of ``bags`` small bags, following the store's active model, no fallback."""
+    folder = tmp_path / "bags"
+    folder.mkdir()
+    for i in range(bags):
+        write_image(folder / f"bag{i:03d}.jpg", make_rgb(i))
+    keymap = Keymap.load(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    lane = LaneSetup(ReplaySource.from_folder(folder, rate_per_s=50.0), ModelChoice(None, "no fallback"), keymap,
+                     InspectorSettings(), follow_active=True, model_poll_s=0.0)
+    window = WorkstationWindow(world.store, world.inspector, lane)
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    return window
+
+
 @pytest.fixture
 def store(tmp_path: Path):
     store = Store.open(None, data_dir=tmp_path / "data")
@@ -149,17 +165,7 @@ def test_the_lane_shows_the_new_version_and_the_store_keeps_who_screened_each_ba
     v1 = register(store, tiny_model_file(tmp_path / "models" / "v1.pt", seed=1), "v1")
     v2 = register(store, tiny_model_file(tmp_path / "models" / "v2.pt", seed=2), "v2")
     store.models.promote(SYSTEM, v1.id)
-    folder = tmp_path / "bags"
-    folder.mkdir()
-    for i in range(6):
-        write_image(folder / f"bag{i:03d}.jpg", make_rgb(i))
-    keymap = Keymap.load(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
-    lane = LaneSetup(ReplaySource.from_folder(folder, rate_per_s=50.0), ModelChoice(None, "no fallback"), keymap,
-                     InspectorSettings(), follow_active=True, model_poll_s=0.0)
-    window = WorkstationWindow(store, world.inspector, lane)
-    qtbot.addWidget(window)
-    window.show()
-    window.start()
+    window = following_lane(qtbot, world, tmp_path, bags=6)
     view = window.inspector
     try:
         def screen(index: int) -> None:
@@ -191,17 +197,7 @@ def test_a_bag_shown_before_any_model_gets_its_boxes_when_one_is_promoted(qtbot,
                                                                           tmp_path: Path) -> None:
     """The lane starts with no model at all; the bag on screen is screened by the first one promoted."""
     store = world.store
-    folder = tmp_path / "bags"
-    folder.mkdir()
-    for i in range(2):
-        write_image(folder / f"bag{i:03d}.jpg", make_rgb(i))
-    keymap = Keymap.load(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
-    lane = LaneSetup(ReplaySource.from_folder(folder, rate_per_s=50.0), ModelChoice(None, "no fallback"), keymap,
-                     InspectorSettings(), follow_active=True, model_poll_s=0.0)
-    window = WorkstationWindow(store, world.inspector, lane)
-    qtbot.addWidget(window)
-    window.show()
-    window.start()
+    window = following_lane(qtbot, world, tmp_path, bags=2)
     view = window.inspector
     try:
         qtbot.waitUntil(lambda: view.current_bag_id == "bag000" and view.model_badge.text() == "NO MODEL",
