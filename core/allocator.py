@@ -11,7 +11,7 @@ evaluation allocate the same way, per image.
 
 The price: the process keeps its peak heap until it exits. That is what a training, evaluation
 or benchmark job wants; the workstation GUI, which runs for days, keeps glibc's defaults. The CLI's
-batch jobs apply it only with ``XRAY_KEEP_FREED_MEMORY=1`` for now (see core/cli/__init__.py).
+batch jobs apply it unless ``XRAY_KEEP_FREED_MEMORY=0`` (see core/cli/__init__.py).
 
 Environment variables win: if ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` is set,
 glibc already applied it at start and nothing is changed here.

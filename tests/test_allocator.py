@@ -58,13 +58,13 @@ def test_the_environment_wins() -> None:
     assert result["applied"] is False
 
 
-def test_batch_jobs_apply_it_when_asked_and_the_workstation_never() -> None:
+def test_batch_jobs_apply_it_unless_told_not_to_and_the_workstation_never() -> None:
     from core.cli import BATCH_JOBS, keeps_freed_memory  # noqa: PLC0415
 
     assert {"train", "eval", "retrain", "bench"} <= BATCH_JOBS
     assert "workstation" not in BATCH_JOBS and "screenshot" not in BATCH_JOBS
     asked = {"XRAY_KEEP_FREED_MEMORY": "1"}
     assert keeps_freed_memory("train", asked) and keeps_freed_memory("eval", asked)
-    assert not keeps_freed_memory("train", {})                       # opt-in: off by default
-    assert not keeps_freed_memory("train", {"XRAY_KEEP_FREED_MEMORY": "0"})
+    assert keeps_freed_memory("retrain", {}) and keeps_freed_memory("bench", {})   # on by default
+    assert not keeps_freed_memory("train", {"XRAY_KEEP_FREED_MEMORY": "0"})       # the way to turn it off
     assert not keeps_freed_memory("workstation", asked) and not keeps_freed_memory("screenshot", asked)

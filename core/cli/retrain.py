@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:   # not under torchrun (or with one process)
         return _job(args, settings, None)
-    from core.training.retrain_dist import Leader, follow, start_cluster  # noqa: PLC0415
+    from core.training.retrain_dist import Leader, follow, leave_process, start_cluster  # noqa: PLC0415
 
     try:
         cluster = start_cluster(settings.device, args.dist_timeout)
@@ -121,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"retrain: error: cannot join the process group: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if not cluster.is_main:
-        return follow(cluster)
+        leave_process(follow(cluster))   # never returns: see leave_process
     leader, code = Leader(cluster), EXIT_FAILED
     try:
         code = _job(args, settings, leader)
