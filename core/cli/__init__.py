@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 # (core/allocator.py): 5-6 % faster training steps here. XRAY_KEEP_FREED_MEMORY=0 turns it off.
 # It was opt-in while a torchrun follower rank sometimes aborted at exit with it on (2 of 20 runs of
 # tests/test_retrain_ddp.py, 0 of 10 with it off); followers now skip the interpreter's teardown
-# (core.training.retrain_dist.leave_process) and 20 of 20 runs passed with it on.
+# (core.training.distributed.leave_process) and 20 of 20 runs passed with it on.
 # The GUI, which runs for days, keeps glibc's defaults either way.
 KEEP_FREED_MEMORY_VARIABLE = "XRAY_KEEP_FREED_MEMORY"
 BATCH_JOBS = frozenset({"train", "eval", "experiment", "retrain", "bench", "detect", "synth", "export-onnx"})

@@ -113,7 +113,8 @@ def _run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:   # not under torchrun (or with one process)
         return _job(args, settings, None)
-    from core.training.retrain_dist import Leader, follow, leave_process, start_cluster  # noqa: PLC0415
+    from core.training.distributed import leave_process  # noqa: PLC0415
+    from core.training.retrain_dist import Leader, follow, start_cluster  # noqa: PLC0415
 
     try:
         cluster = start_cluster(settings.device, args.dist_timeout)

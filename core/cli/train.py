@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from core.training.sampling import STRATEGIES
@@ -84,7 +85,12 @@ def _run(args) -> int:
         print(f"train: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))
+    code = 0
     if result.get("interrupted"):
         print("interrupted: run the same command again to resume", file=sys.stderr)
-        return 130
-    return 0
+        code = 130
+    if int(os.environ.get("RANK", "0")) > 0:   # a torchrun follower: see leave_process
+        from core.training.distributed import leave_process  # noqa: PLC0415
+
+        leave_process(code)
+    return code

@@ -33,10 +33,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -135,26 +134,6 @@ class Leader:
             log.warning("could not release the other ranks (%s: %s)", type(exc).__name__, exc)
         finally:
             self.cluster.close()
-
-
-def leave_process(code: int) -> NoReturn:
-    """A follower's last step: flush what it printed and logged, then end the process at once.
-
-    Why not a normal exit: in about 1 of 20 test runs a follower that had finished its work and
-    left the process group aborted in the interpreter's teardown ("terminate called without an
-    active exception", SIGABRT): a native thread of the distributed stack was still joinable when
-    C++ statics were destroyed (pytorch/pytorch#179291 describes the gloo case). torchrun then
-    reported the job as failed although it had succeeded. A follower has nothing left to save
-    (rank 0 alone writes the store, the model and the job's log), so skipping the teardown loses
-    nothing.
-    """
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):   # a closed pipe: nothing more can reach it anyway
-            pass
-    os._exit(code)
 
 
 def follow(cluster: Cluster) -> int:
