@@ -325,7 +325,7 @@ class InspectorView(QWidget):
         self.panel.suggest_threshold(self.detector.operating_threshold)
         self.model_badge.setText(f"model: {self._model_text()}")
         restyle(self.model_badge, "missing", False)
-        if self._current is not None and self._needs_boxes:
+        if self._current is not None and self._needs_boxes and self._decision is None:   # not once decided
             self._needs_boxes = False
             self.detector.submit(self._current.bag_id, self._current.image)
             self.status_latency.setText("boxes: pending…")

@@ -54,7 +54,7 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--compile", action="store_true",
                    help="compile the detector's network for the training steps (TorchInductor; needs g++ on CPU; "
-                        "the fast detector only): ~15 %% less time per step here after a ~40 s first step")
+                        "the fast detector only): ~13 %% less time per step here after a ~40 s first step")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="detector option passed to build_detector (repeatable; VALUE parsed as JSON when it can be)")
     p.set_defaults(func=_run)

@@ -3,8 +3,8 @@
 On this 2-core CPU the eager training step of the fast detector spends much of its time in
 small element-wise passes (batch norm, ReLU, DOAM's gates, sigmoid, region means) between
 the convolutions; Inductor fuses them into generated C++ loops, forward and backward.
-Measured on one core (reports/training_recipes.md): 15-17 % less time per step, for the
-detector with and without DOAM alike.
+Measured on one core (reports/training_recipes.md): 12.8 % less time per step in the real
+trainer on the default recipe, 15-17 % for an isolated step, with and without DOAM alike.
 
 Only ``forward_raw`` (images -> raw maps) is compiled, and only inside a training step
 (``compiled_forward``): the losses, the target encoding, evaluation, the curve and the saved
