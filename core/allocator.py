@@ -5,9 +5,10 @@ blocks are freed) with a fresh ``mmap`` and returns freed heap tops to the kerne
 tensors then touch new pages, and every 4 KiB page costs a page fault on first write. A training
 step of the fast detector (batch 8, 256-px crops) allocates several hundred MB of activations and
 gradients: up to about 37 000 minor faults per step on the development VM (one step measured in
-a process that alternated the two settings), against about 300 with this setting. The real trainer's step (default crop recipe, one thread, 250 steps, runs alternating on
-one core) took 5-6 % less time: DOAM 256 -> 242 ms, no attention 202 -> 191 ms. Inference and
-evaluation allocate the same way, per image.
+a process that alternated the two settings), against about 300 with this setting. The real
+trainer's step (default crop recipe, one thread, 250 steps, runs alternating on one core) took
+5-6 % less time: DOAM 256 -> 242 ms, no attention 202 -> 191 ms. Inference and evaluation
+allocate the same way, per image.
 
 The price: the process keeps its peak heap until it exits. That is what a training, evaluation
 or benchmark job wants; the workstation GUI, which runs for days, keeps glibc's defaults. The CLI's

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from core.inference.detector import Detector
 from core.training.checkpoint import load_checkpoint
@@ -27,8 +28,11 @@ def losses(run_dir: Path) -> list[float]:
 
 def test_compiled_steps_match_eager_steps_and_write_a_plain_model_file(data, tmp_path):
     options = {**SMALL, "attention_loss_weight": 1.0}       # DOAM and its map loss, the default recipe's
+    counters.clear()
     eager = train(config(data, tmp_path / "eager", iters=3, model_options=options))
+    assert counters["stats"]["unique_graphs"] == 0           # the eager run compiled nothing
     compiled = train(config(data, tmp_path / "compiled", iters=3, compile=True, model_options=options))
+    assert counters["stats"]["unique_graphs"] >= 1, dict(counters["stats"])   # Dynamo captured the network
     a, b = losses(Path(eager["run_dir"])), losses(Path(compiled["run_dir"]))
     assert len(a) == len(b) == 3
     # Fused kernels round differently, so the same steps agree closely but not bit for bit.
@@ -43,6 +47,26 @@ def test_compiled_steps_match_eager_steps_and_write_a_plain_model_file(data, tmp
     assert not far, far
     detector = Detector.load(Path(compiled["model"]))        # evaluation needs no compiler
     assert detector.model_id.startswith("fast-doam-")
+
+
+def test_the_compiled_forward_is_used_only_inside_the_block() -> None:
+    from core.models.build import build_detector
+    from core.training.compiled import compiled_forward
+
+    model = build_detector("fast", "none", **SMALL)
+    calls = []
+
+    def compiled(images):
+        calls.append(images.shape)
+        return type(model).forward_raw(model, images)
+
+    with compiled_forward(model, compiled):
+        model.train()(torch.rand(1, 3, 96, 128), [{"boxes": torch.tensor([[10.0, 10.0, 40.0, 40.0]]),
+                                                   "labels": torch.tensor([1])}])
+    assert calls == [torch.Size([1, 3, 96, 128])]
+    assert "forward_raw" not in vars(model)                # the class's eager method again, as saved
+    model.eval()(torch.rand(1, 3, 96, 128))
+    assert len(calls) == 1
 
 
 def test_without_a_compiler_the_run_stops_with_a_clear_error(data, tmp_path, monkeypatch):
