@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 # (core.training.distributed.leave_process) and 20 of 20 runs passed with it on.
 # The GUI, which runs for days, keeps glibc's defaults either way.
 KEEP_FREED_MEMORY_VARIABLE = "XRAY_KEEP_FREED_MEMORY"
-BATCH_JOBS = frozenset({"train", "eval", "experiment", "retrain", "bench", "detect", "synth", "export-onnx"})
+BATCH_JOBS = frozenset({"train", "eval", "compare", "experiment", "retrain", "bench", "detect", "synth", "export-onnx"})
 
 
 def keeps_freed_memory(command: str, environ: Mapping[str, str] = os.environ) -> bool:

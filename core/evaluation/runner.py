@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +25,24 @@ log = logging.getLogger(__name__)
 TEST_SCORE_THRESHOLD = 0.01  # the reference protocol's test-time confidence
 
 
-def evaluate_detector_on_dataset(detector, root: str | Path, split: str = "test", *,
-                                 max_images: int | None = None, batch_size: int = 4,
-                                 attention_focus: AttentionFocus | None = None) -> EvalResult:
-    """Predict every image of a split (or its first ``max_images``) and evaluate per class and OL.
+@dataclass
+class SplitPredictions:
+    """A detector's predictions on a split, beside the ground truth, image by image."""
+    image_ids: list[str]
+    ground_truth: list[dict]   # boxes (N x 4), labels (N)
+    detections: list[dict]     # boxes, labels, scores
+    levels: list[int | None]
+
+
+def ground_truth_of(sample) -> dict:
+    """A ``core.data.opixray.Sample``'s boxes as the evaluation takes them."""
+    return {"boxes": np.array([b.as_list() for b in sample.boxes], dtype=np.float64).reshape(-1, 4),
+            "labels": np.array([b.class_index for b in sample.boxes], dtype=np.int64)}
+
+
+def predict_split(detector, root: str | Path, split: str = "test", *, max_images: int | None = None,
+                  batch_size: int = 4, attention_focus: AttentionFocus | None = None) -> SplitPredictions:
+    """Predict every image of a split (or its first ``max_images``), in the split's order.
 
     With ``attention_focus``, each prediction's attention map (DOAM models) is also measured
     against the ground-truth boxes (core.evaluation.attention_focus).
@@ -37,21 +52,32 @@ def evaluate_detector_on_dataset(detector, root: str | Path, split: str = "test"
         samples = samples[:max_images]
     if not samples:
         raise ValueError(f"{root}: the {split} split has no images to evaluate on")
-    ground_truth, detections, levels = [], [], []
+    out = SplitPredictions([], [], [], [])
     for start in range(0, len(samples), batch_size):
         chunk = samples[start:start + batch_size]
         images = [read_image(s.image_path) for s in chunk]
         for sample, prediction in zip(chunk, detector.predict_batch(images)):
-            ground_truth.append({
-                "boxes": np.array([b.as_list() for b in sample.boxes], dtype=np.float64).reshape(-1, 4),
-                "labels": np.array([b.class_index for b in sample.boxes], dtype=np.int64),
-            })
-            detections.append({"boxes": prediction.boxes, "labels": prediction.labels, "scores": prediction.scores})
-            levels.append(sample.occlusion_level)
+            truth = ground_truth_of(sample)
+            out.image_ids.append(sample.image_id)
+            out.ground_truth.append(truth)
+            out.detections.append({"boxes": prediction.boxes, "labels": prediction.labels,
+                                   "scores": prediction.scores})
+            out.levels.append(sample.occlusion_level)
             if attention_focus is not None:
-                attention_focus.add(prediction.attention, ground_truth[-1]["boxes"], sample.occlusion_level)
+                attention_focus.add(prediction.attention, truth["boxes"], sample.occlusion_level)
+    return out
+
+
+def evaluate_detector_on_dataset(detector, root: str | Path, split: str = "test", *,
+                                 max_images: int | None = None, batch_size: int = 4,
+                                 attention_focus: AttentionFocus | None = None) -> EvalResult:
+    """Predict every image of a split (or its first ``max_images``) and evaluate per class and OL."""
+    predictions = predict_split(detector, root, split, max_images=max_images, batch_size=batch_size,
+                                attention_focus=attention_focus)
+    levels = predictions.levels
     has_levels = any(level is not None for level in levels)
-    return evaluate_detections(ground_truth, detections, occlusion_levels=levels if has_levels else None)
+    return evaluate_detections(predictions.ground_truth, predictions.detections,
+                               occlusion_levels=levels if has_levels else None)
 
 
 def summarise(result: EvalResult) -> dict:

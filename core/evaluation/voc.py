@@ -349,7 +349,7 @@ def ground_truth_from_samples(samples: Sequence[Any]) -> tuple[dict[str, dict[st
 
 # --------------------------------------------------------------------------- evaluation
 @dataclass
-class _ImageOutcome:
+class ImageOutcome:
     """Per image and class: scores of its detections and whether each was a true positive."""
     num_gt: np.ndarray                 # (num_classes,)
     scores: list[np.ndarray]           # per class, descending score order
@@ -357,7 +357,7 @@ class _ImageOutcome:
 
 
 def _match_image(gt: tuple[np.ndarray, np.ndarray, np.ndarray], det: tuple[np.ndarray, np.ndarray, np.ndarray],
-                 num_classes: int, iou_threshold: float, inclusive_pixels: bool) -> _ImageOutcome:
+                 num_classes: int, iou_threshold: float, inclusive_pixels: bool) -> ImageOutcome:
     gt_boxes, gt_labels, _ = gt
     det_boxes, det_labels, det_scores = det
     num_gt = np.bincount(gt_labels, minlength=num_classes)
@@ -370,10 +370,10 @@ def _match_image(gt: tuple[np.ndarray, np.ndarray, np.ndarray], det: tuple[np.nd
         iou = box_iou(det_boxes[order], gt_boxes[gt_labels == c], inclusive_pixels)
         scores.append(det_scores[order])
         flags.append(greedy_match(iou, iou_threshold))
-    return _ImageOutcome(num_gt, scores, flags)
+    return ImageOutcome(num_gt, scores, flags)
 
 
-def _class_curve(outcomes: Sequence[_ImageOutcome], class_index: int, name: str,
+def _class_curve(outcomes: Sequence[ImageOutcome], class_index: int, name: str,
                  interpolation: Interpolation) -> ClassAP:
     num_gt = int(sum(o.num_gt[class_index] for o in outcomes))
     scores = np.concatenate([o.scores[class_index] for o in outcomes]) if outcomes else np.zeros(0)
@@ -392,10 +392,34 @@ def _class_curve(outcomes: Sequence[_ImageOutcome], class_index: int, name: str,
     return ClassAP(class_index, name, ap, num_gt, int(scores.size), int(tp.sum()), recall, precision, scores)
 
 
-def _subset(name: str, outcomes: Sequence[_ImageOutcome], class_names: Sequence[str],
+def _subset(name: str, outcomes: Sequence[ImageOutcome], class_names: Sequence[str],
             interpolation: Interpolation) -> SubsetAP:
     classes = tuple(_class_curve(outcomes, c, n, interpolation) for c, n in enumerate(class_names))
     return SubsetAP(name, len(outcomes), classes)
+
+
+def match_images(ground_truth: Sequence[Any] | Mapping[str, Any], detections: Sequence[Any] | Mapping[str, Any],
+                 num_classes: int = 5, iou_threshold: float = 0.5,
+                 occlusion_levels: Sequence[int | None] | Mapping[str, int | None] | None = None, *,
+                 inclusive_pixels: bool = False) -> tuple[list[ImageOutcome], list[int | None]]:
+    """Each image's detections matched to its ground truth, and each image's occlusion level.
+
+    Matching depends on one image only (see ``_match_image``), so these outcomes are all a
+    resampling of the test images needs (core.evaluation.bootstrap); ``evaluate_detections``
+    turns them into AP.
+    """
+    ids, gts, dets, levels = _align(ground_truth, detections, occlusion_levels)
+    bad = {lv for lv in levels if lv is not None} - set(OCCLUSION_LEVELS)
+    if bad:
+        raise EvaluationInputError(f"occlusion levels must be one of {OCCLUSION_LEVELS} or None, got {sorted(bad)}")
+    empty = {"boxes": np.zeros((0, 4)), "labels": np.zeros(0, np.int64), "scores": np.zeros(0)}
+    outcomes: list[ImageOutcome] = []
+    for image_id, gt, det in zip(ids, gts, dets):
+        gt_arrays = _read_boxes(gt, f"ground truth of {image_id}", num_classes, with_scores=False)
+        det_arrays = _read_boxes(empty if det is None else det, f"detections of {image_id}", num_classes,
+                                 with_scores=True)
+        outcomes.append(_match_image(gt_arrays, det_arrays, num_classes, iou_threshold, inclusive_pixels))
+    return outcomes, levels
 
 
 def evaluate_detections(ground_truth: Sequence[Any] | Mapping[str, Any],
@@ -424,22 +448,11 @@ def evaluate_detections(ground_truth: Sequence[Any] | Mapping[str, Any],
     if len(class_names) != num_classes:
         raise EvaluationInputError(f"{len(class_names)} class names for {num_classes} classes")
 
-    ids, gts, dets, levels = _align(ground_truth, detections, occlusion_levels)
-    empty = {"boxes": np.zeros((0, 4)), "labels": np.zeros(0, np.int64), "scores": np.zeros(0)}
-    outcomes: list[_ImageOutcome] = []
-    for image_id, gt, det in zip(ids, gts, dets):
-        gt_arrays = _read_boxes(gt, f"ground truth of {image_id}", num_classes, with_scores=False)
-        det_arrays = _read_boxes(empty if det is None else det, f"detections of {image_id}", num_classes,
-                                 with_scores=True)
-        outcomes.append(_match_image(gt_arrays, det_arrays, num_classes, iou_threshold, inclusive_pixels))
-
+    outcomes, levels = match_images(ground_truth, detections, num_classes, iou_threshold, occlusion_levels,
+                                    inclusive_pixels=inclusive_pixels)
     overall = _subset("all", outcomes, class_names, interpolation)
     by_level: dict[int, SubsetAP] = {}
     if occlusion_levels is not None:
-        present = {lv for lv in levels if lv is not None}
-        bad = present - set(OCCLUSION_LEVELS)
-        if bad:
-            raise EvaluationInputError(f"occlusion levels must be one of {OCCLUSION_LEVELS} or None, got {sorted(bad)}")
         for level in OCCLUSION_LEVELS:
             chosen = [o for o, lv in zip(outcomes, levels) if lv == level]
             if not chosen:

@@ -1,0 +1,84 @@
+"""``python main.py compare``: two recipes, several seeds each, with intervals on the difference."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "compare", help="compare two recipes by their seeds' models: AP differences with bootstrap intervals",
+        description="Evaluate every model of two arms (one recipe's seeds each) on one test split, then "
+                    "resample the test images (within each occlusion level) and the seeds to put "
+                    "intervals on the difference of the arms' mean mAP, per-OL mAP and OL1-OL3 fall "
+                    "(core/evaluation/bootstrap.py says how to read them).")
+    p.add_argument("--data", required=True, help="dataset root (OPIXray layout) whose test split scores them")
+    p.add_argument("--arm", action="append", required=True, metavar="NAME=MODEL[,MODEL...]",
+                   help="a recipe's name and its model files; give --arm twice (first minus second)")
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--rounds", type=int, default=2000, help="bootstrap rounds (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--cache", metavar="DIR", help="keep each model's detections here to skip predicting again")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--out", metavar="FILE", help="also write the report as JSON to FILE")
+    p.set_defaults(func=_run)
+
+
+def parse_arm(text: str) -> tuple[str, list[str]]:
+    """``NAME=a.pt,b.pt`` -> (NAME, [a.pt, b.pt])."""
+    name, sep, models = text.partition("=")
+    paths = [m.strip() for m in models.split(",") if m.strip()]
+    if not sep or not name.strip() or not paths:
+        raise ValueError(f"--arm {text!r}: expected NAME=MODEL[,MODEL...]")
+    return name.strip(), paths
+
+
+def _run(args) -> int:
+    from core.data.opixray import AnnotationError  # noqa: PLC0415
+    from core.evaluation.bootstrap import ResamplableResult, compare_arms, comparison_table  # noqa: PLC0415
+    from core.evaluation.prediction_cache import predictions_for  # noqa: PLC0415
+    from core.evaluation.voc import match_images  # noqa: PLC0415
+    from core.imaging.decode import ImageDecodeError  # noqa: PLC0415
+    from core.inference.modelfile import ModelFileError  # noqa: PLC0415
+
+    try:
+        arms = dict(parse_arm(text) for text in args.arm)
+        if len(arms) != 2 or len(args.arm) != 2:
+            raise ValueError("give --arm exactly twice, with two different names")
+        scored, models = {}, {}
+        for name, paths in arms.items():
+            scored[name] = []
+            for path in paths:
+                print(f"{name}: {path}", file=sys.stderr)
+                predictions = predictions_for(path, args.data, args.split, cache_dir=args.cache, device=args.device)
+                levels = predictions.levels if any(lv is not None for lv in predictions.levels) else None
+                outcomes, _ = match_images(predictions.ground_truth, predictions.detections, occlusion_levels=levels)
+                scored[name].append(ResamplableResult(outcomes, predictions.levels))
+            models[name] = paths
+        report = compare_arms(scored, rounds=args.rounds, seed=args.seed, confidence=args.confidence)
+    except (ModelFileError, AnnotationError, ImageDecodeError, ValueError, OSError) as exc:
+        print(f"compare: error: {exc}", file=sys.stderr)
+        return 2
+    for arm in report["arms"]:
+        arm["models"] = models[arm["name"]]
+    report["data"] = str(args.data)
+    text = json.dumps(_plain(report), indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    print(text if args.json else comparison_table(report))
+    return 0
+
+
+def _plain(value):
+    """NaN (a metric with no ground truth) as null, so the JSON is standard."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
