@@ -99,7 +99,7 @@ def test_a_clearly_better_arm_is_found_and_equal_arms_are_not():
     diff = report["difference"]["map"]
     assert diff["point"] > 0.2
     assert diff["interval_seeds_and_images"][0] > 0 and diff["interval_images"][0] > 0
-    assert diff["share_above_zero"] == 1.0
+    assert diff["share_above_zero"] == 1.0 and diff["seed_pairs_above_zero"] == "4 of 4"
     assert [a["name"] for a in report["arms"]] == ["good", "poor"]
     assert report["images_per_level"] == {"OL1": 20, "OL2": 20, "OL3": 20}
 

@@ -128,8 +128,9 @@ def compare_arms(arms: Mapping[str, Sequence[ResamplableResult]], *, rounds: int
     """Two arms (name -> its seeds' results on one split): each arm's metrics and first - second.
 
     Returns a JSON-able dict: ``arms`` (per arm: each seed's metrics, mean and sample sd) and
-    ``difference`` (per metric: the point difference of means, the images-only and the
-    seeds + images intervals, and the share of seeds + images rounds in which it is > 0).
+    ``difference`` (per metric: the point difference of means, in how many pairings of one
+    arm's seeds with the other's it is > 0, the images-only and the seeds + images intervals,
+    and the share of seeds + images rounds in which it is > 0).
     """
     if len(arms) != 2:
         raise ValueError(f"compare exactly two arms, got {len(arms)}: {list(arms)}")
@@ -172,8 +173,11 @@ def compare_arms(arms: Mapping[str, Sequence[ResamplableResult]], *, rounds: int
     difference = {}
     for m in metric_names:
         finite = both[m][np.isfinite(both[m])]
+        pairs = np.subtract.outer(*(np.array([p[m] for p in arm]) for arm in point))
         difference[m] = {
             "point": summaries[0]["mean"][m] - summaries[1]["mean"][m],
+            # every seed of one arm against every seed of the other, on the whole split
+            "seed_pairs_above_zero": f"{int((pairs > 0).sum())} of {pairs.size}",
             "interval_images": _interval(images_only[m], confidence),
             "interval_seeds_and_images": _interval(both[m], confidence),
             "share_above_zero": float((finite > 0).mean()) if finite.size else math.nan,
@@ -190,7 +194,7 @@ def comparison_table(report: dict) -> str:
     level = f"{report['confidence']:.0%}"
     first_title, second_title = (f"{arm['name']} ({len(arm['seeds'])})" for arm in (first, second))
     header = (f"{'metric':<16}{first_title:>18}{second_title:>18}{'difference':>12}"
-              f"{level + ' images':>20}{level + ' seeds+images':>24}{'> 0':>7}")
+              f"{'pairs > 0':>11}{level + ' images':>20}{level + ' seeds+images':>24}{'> 0':>7}")
     lines = [f"{report['first_minus_second']}, {report['num_images']} test images, {report['rounds']} rounds",
              header]
 
@@ -202,7 +206,8 @@ def comparison_table(report: dict) -> str:
         return f"[{100 * pair[0]:+.1f}, {100 * pair[1]:+.1f}]"
 
     for m, d in report["difference"].items():
-        lines.append(f"{METRIC_LABELS[m]:<16}{cell(first, m):>18}{cell(second, m):>18}{100 * d['point']:>+12.1f}"
+        lines.append(f"{METRIC_LABELS[m]:<16}{cell(first, m):>18}{cell(second, m):>18}"
+                     f"{100 * d['point']:>+12.1f}{d['seed_pairs_above_zero']:>11}"
                      f"{span(d['interval_images']):>20}{span(d['interval_seeds_and_images']):>24}"
                      f"{d['share_above_zero']:>7.0%}")
     return "\n".join(lines)
