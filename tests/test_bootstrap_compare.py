@@ -180,3 +180,17 @@ def test_compare_cli_rejects_bad_arms_and_a_tampered_cache(tmp_path, capsys):
     assert second["arms"][0]["seeds"] == first["arms"][0]["seeds"]
     assert np.load(entry)["counts"].size == 4
     assert math.isclose(second["difference"]["map"]["point"], 0.0, abs_tol=1e-12)
+
+
+def test_the_cache_key_follows_the_split_images(tmp_path):
+    from core.data.opixray import load_split  # noqa: PLC0415
+    from core.evaluation.prediction_cache import split_fingerprint  # noqa: PLC0415
+
+    data = make_tiny_dataset(tmp_path / "data", n_train=0, n_test=3)
+    samples = load_split(data, "test")
+    before = split_fingerprint(samples)
+    assert split_fingerprint(load_split(data, "test")) == before
+    with open(samples[1].image_path, "ab") as image:   # a regenerated or edited image
+        image.write(b"\0")
+    assert split_fingerprint(load_split(data, "test")) != before
+    assert split_fingerprint(samples[:2]) != split_fingerprint(samples)
