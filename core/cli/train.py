@@ -49,6 +49,9 @@ def register(sub) -> None:
                    help="evaluate on --curve-data every MIN minutes of training (learning curve)")
     p.add_argument("--curve-data", help="held-out dataset root for the learning curve (its test split)")
     p.add_argument("--curve-max-images", type=int, help="evaluate on at most this many held-out images")
+    p.add_argument("--keep-curve-models", action="store_true",
+                   help="save the model at every curve point (RUN/curve_models/), so that `compare` can put "
+                        "intervals over seeds and test images on any point of the curve")
     p.add_argument("--init-from", metavar="MODEL", help="start from this model file's weights (its arch wins)")
     p.add_argument("--init-sha256", help="expected sha256 of --init-from")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

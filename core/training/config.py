@@ -59,6 +59,7 @@ class TrainConfig:
     curve_every_min: float | None = None   # learning-curve evaluation interval (training minutes)
     curve_data: str | None = None          # held-out dataset root for the curve (its test split)
     curve_max_images: int | None = None    # evaluate on at most this many held-out images
+    keep_curve_models: bool = False        # a model file per curve point (curve_models/), for `compare`
     device: str = "auto"
     compile: bool = False                  # TorchInductor for the training steps (core/training/compiled.py)
     model_options: dict = field(default_factory=dict)

@@ -350,6 +350,13 @@ class Trainer:
                                             max_images=cfg.curve_max_images, device=self.device)
         record = {"step": st.step, "train_seconds": round(st.train_seconds, 3), "images_seen": st.images_seen,
                   "eval_seconds": round(time.perf_counter() - t0, 1), **metrics}
+        if cfg.keep_curve_models:
+            # One seed's curve point says little on its own; with the model kept, `compare` can set
+            # it against other seeds' at the same point, with intervals.
+            name = f"curve_models/step{st.step:07d}.pt"
+            (self.run_dir / "curve_models").mkdir(exist_ok=True)
+            self._save_model_file(self.run_dir / name, metrics)
+            record["model_file"] = name
         self.runlog.evaluation(record)
         (self.run_dir / "curve.json").write_text(json.dumps(self.runlog.read_evals(), indent=2))
         self.runlog.plot()
