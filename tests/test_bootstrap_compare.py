@@ -147,8 +147,9 @@ def test_compare_cli_predicts_once_and_reuses_the_cache(tmp_path, capsys):
     assert "doam - none" in table and "OL1 - OL3 fall" in table
     cached = sorted((tmp_path / "cache").glob("*.npz"))
     assert len(cached) == 3
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = json.loads((tmp_path / "report.json").read_text(), parse_constant=pytest.fail)  # no NaN
     assert report["arms"][0]["models"] == paths[:2] and len(report["arms"][0]["seeds"]) == 2
+    assert report["arms"][1]["sd"]["map"] is None           # one seed has no spread
     mtimes = [p.stat().st_mtime_ns for p in cached]
 
     assert cli_main(args + ["--json"]) == 0     # the second time every model comes from the cache
@@ -179,6 +180,9 @@ def test_compare_cli_rejects_bad_arms_and_a_tampered_cache(tmp_path, capsys):
     second = json.loads(capsys.readouterr().out)
     assert second["arms"][0]["seeds"] == first["arms"][0]["seeds"]
     assert np.load(entry)["counts"].size == 4
+    entry.write_bytes(entry.read_bytes()[:200])     # a truncated copy of a real archive, too
+    assert cli_main(args) == 0
+    assert json.loads(capsys.readouterr().out)["arms"][0]["seeds"] == first["arms"][0]["seeds"]
     assert math.isclose(second["difference"]["map"]["point"], 0.0, abs_tol=1e-12)
 
 

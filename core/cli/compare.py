@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -66,19 +65,9 @@ def _run(args) -> int:
     for arm in report["arms"]:
         arm["models"] = models[arm["name"]]
     report["data"] = str(args.data)
-    text = json.dumps(_plain(report), indent=2)
+    text = json.dumps(report, indent=2, allow_nan=False)
     if args.out:
         Path(args.out).write_text(text + "\n")
     print(text if args.json else comparison_table(report))
     return 0
 
-
-def _plain(value):
-    """NaN (a metric with no ground truth) as null, so the JSON is standard."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value

@@ -127,7 +127,8 @@ def compare_arms(arms: Mapping[str, Sequence[ResamplableResult]], *, rounds: int
                  confidence: float = 0.95) -> dict:
     """Two arms (name -> its seeds' results on one split): each arm's metrics and first - second.
 
-    Returns a JSON-able dict: ``arms`` (per arm: each seed's metrics, mean and sample sd) and
+    Returns a JSON-able dict (NaN written as None): ``arms`` (per arm: each seed's metrics, mean
+    and sample sd) and
     ``difference`` (per metric: the point difference of means, in how many pairings of one
     arm's seeds with the other's it is > 0, the images-only and the seeds + images intervals,
     and the share of seeds + images rounds in which it is > 0).
@@ -182,10 +183,22 @@ def compare_arms(arms: Mapping[str, Sequence[ResamplableResult]], *, rounds: int
             "interval_seeds_and_images": _interval(both[m], confidence),
             "share_above_zero": float((finite > 0).mean()) if finite.size else math.nan,
         }
-    return {"arms": summaries, "difference": difference, "first_minus_second": f"{names[0]} - {names[1]}",
-            "rounds": rounds, "seed": seed, "confidence": confidence, "num_images": reference.num_images,
-            "images_per_level": {f"OL{lv}": int((reference.levels == lv).sum())
-                                 for lv in OCCLUSION_LEVELS if reference.has_levels}}
+    return _without_nan({
+        "arms": summaries, "difference": difference, "first_minus_second": f"{names[0]} - {names[1]}",
+        "rounds": rounds, "seed": seed, "confidence": confidence, "num_images": reference.num_images,
+        "images_per_level": {f"OL{lv}": int((reference.levels == lv).sum())
+                             for lv in OCCLUSION_LEVELS if reference.has_levels}})
+
+
+def _without_nan(value):
+    """NaN (one seed's sd, a metric with no ground truth) as None, so the report is standard JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _without_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nan(v) for v in value]
+    return value
 
 
 def comparison_table(report: dict) -> str:
@@ -198,16 +211,19 @@ def comparison_table(report: dict) -> str:
     lines = [f"{report['first_minus_second']}, {report['num_images']} test images, {report['rounds']} rounds",
              header]
 
+    def points(value: float | None, form: str = ".1f") -> str:
+        return "n/a" if value is None else f"{100 * value:{form}}"
+
     def cell(arm: dict, m: str) -> str:
         sd = arm["sd"][m]
-        return f"{100 * arm['mean'][m]:.1f}" + ("" if math.isnan(sd) else f" ± {100 * sd:.1f}")
+        return points(arm["mean"][m]) + ("" if sd is None else f" ± {points(sd)}")
 
-    def span(pair: list[float]) -> str:
-        return f"[{100 * pair[0]:+.1f}, {100 * pair[1]:+.1f}]"
+    def span(pair: list[float | None]) -> str:
+        return f"[{points(pair[0], '+.1f')}, {points(pair[1], '+.1f')}]"
 
     for m, d in report["difference"].items():
+        share = "n/a" if d["share_above_zero"] is None else f"{d['share_above_zero']:.0%}"
         lines.append(f"{METRIC_LABELS[m]:<16}{cell(first, m):>18}{cell(second, m):>18}"
-                     f"{100 * d['point']:>+12.1f}{d['seed_pairs_above_zero']:>11}"
-                     f"{span(d['interval_images']):>20}{span(d['interval_seeds_and_images']):>24}"
-                     f"{d['share_above_zero']:>7.0%}")
+                     f"{points(d['point'], '+.1f'):>12}{d['seed_pairs_above_zero']:>11}"
+                     f"{span(d['interval_images']):>20}{span(d['interval_seeds_and_images']):>24}{share:>7}")
     return "\n".join(lines)

@@ -4,17 +4,20 @@
 prediction pass is minutes per model on this CPU, the comparison seconds. The cache is keyed by
 the model file's sha256 and by the split's images (ids, sizes and modification times), so a
 retrained model or a regenerated split is predicted again, never mixed up with old detections.
+The device and runtime (CPU or CUDA, PyTorch or ONNX Runtime) are not in the key: they change
+scores in the last digits only, far below anything a comparison of recipes can resolve.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from core.data.opixray import load_split
-from core.evaluation.runner import TEST_SCORE_THRESHOLD, SplitPredictions, ground_truth_of, predict_split
+from core.evaluation.runner import TEST_SCORE_THRESHOLD, SplitPredictions, ground_truth_of, predict_samples
 from core.inference.modelfile import file_sha256
 
 log = logging.getLogger(__name__)
@@ -49,7 +52,7 @@ def predictions_for(model_path: str | Path, root: str | Path, split: str = "test
             return cached
     detector = Detector.load(model_path, device=device, expected_sha256=digest,
                              score_threshold=TEST_SCORE_THRESHOLD)
-    predictions = predict_split(detector, root, split)
+    predictions = predict_samples(detector, samples)   # the split is loaded once, above
     if path is not None:
         _write(path, predictions)
     return predictions
@@ -75,7 +78,9 @@ def _read(path: Path, samples) -> SplitPredictions | None:
         with np.load(path, allow_pickle=False) as data:
             ids, counts = [str(i) for i in data["image_ids"]], data["counts"]
             boxes, labels, scores = data["boxes"], data["labels"], data["scores"]
-    except (OSError, ValueError, KeyError) as exc:
+    # A run killed mid-write leaves no file (see _write), but a copied or truncated archive can
+    # still arrive: np.load raises BadZipFile or EOFError for those, not only OSError.
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         log.warning("%s: unreadable cache (%s); predicting again", path, exc)
         return None
     if ids != [s.image_id for s in samples] or int(counts.sum()) != len(scores):

@@ -52,6 +52,12 @@ def predict_split(detector, root: str | Path, split: str = "test", *, max_images
         samples = samples[:max_images]
     if not samples:
         raise ValueError(f"{root}: the {split} split has no images to evaluate on")
+    return predict_samples(detector, samples, batch_size=batch_size, attention_focus=attention_focus)
+
+
+def predict_samples(detector, samples, *, batch_size: int = 4,
+                    attention_focus: AttentionFocus | None = None) -> SplitPredictions:
+    """``predict_split`` on samples already loaded (``core.data.opixray.load_split``)."""
     out = SplitPredictions([], [], [], [])
     for start in range(0, len(samples), batch_size):
         chunk = samples[start:start + batch_size]
