@@ -38,12 +38,24 @@ def gate_summary(metrics: dict[str, Any] | None) -> str:
     if not gate:
         return ""
     lines = [f"Gate verdict: {gate.get('verdict', '?')}"]
+    changes = gate.get("changes") or {}
     for side in ("benchmark", "heldout"):
         active = ((gate.get("active") or {}).get(side) or {}).get("map")
         candidate = ((gate.get("candidate") or {}).get(side) or {}).get("map")
-        lines.append(f"  {side} mAP: active {format_number(active)} -> candidate {format_number(candidate)}")
+        lines.append(f"  {side} mAP: active {format_number(active)} -> candidate {format_number(candidate)}"
+                     + _interval(changes, side))
     lines += [f"  - {reason}" for reason in gate.get("reasons", [])]
+    lines += [f"  Note: {note}" for note in gate.get("notes", [])]
     return "\n".join(lines)
+
+
+def _interval(changes: dict[str, Any], side: str) -> str:
+    """', 95 % interval of the change [-0.035, -0.006]' when the gate measured one (older gates did not)."""
+    measured = (changes.get(side) or {}).get("map") or {}
+    low, high = measured.get("interval") or (None, None)
+    if low is None or high is None:
+        return ""
+    return f", {changes.get('confidence', 0.95):.0%} interval of the change [{low:+.3f}, {high:+.3f}]"
 
 
 def lineage(version: ModelVersionInfo, versions: dict[int, ModelVersionInfo]) -> list[str]:

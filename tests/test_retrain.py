@@ -93,6 +93,12 @@ def test_corrections_make_a_better_model_that_is_promoted_and_swapped_in(loop: L
     cand, act = decision.candidate, decision.active
     assert cand["heldout"]["map"] > act["heldout"]["map"]
     assert cand["benchmark"]["map"] >= act["benchmark"]["map"] - SCENARIO.benchmark_tolerance
+    # Each change carries its paired interval over redrawn images, and it reaches the registry.
+    for side in ("benchmark", "heldout"):
+        change = decision.changes[side]["map"]
+        assert change["change"] == pytest.approx(cand[side]["map"] - act[side]["map"], abs=1e-4)
+        assert change["interval"][0] <= change["change"] <= change["interval"][1]
+    assert outcome.candidate.metrics["gate"]["changes"] == json.loads(json.dumps(decision.changes, allow_nan=False))
     job = outcome.job
     assert job.state == "succeeded" and job.progress == 1.0 and job.result_model_id == outcome.candidate.id
     assert Path(job.log_path).read_text().count("gate: promote") == 1

@@ -15,6 +15,14 @@ class, each OL) AND better on the held-out corrections (higher mAP, and no more
 items missed at the alarm threshold); **reject** otherwise,
 with one reason per failed check, numbers included; **undecided** when there
 are no held-out corrections to judge by (a supervisor decides by hand).
+
+A fixed tolerance cannot say whether a 2-point fall is the model or the few hundred
+benchmark images that happened to be drawn. :func:`paired_changes` puts a paired
+image-bootstrap interval on each change (candidate - active, both scored on the same
+redrawn images; core.evaluation.bootstrap): it rides with the verdict, in its reasons, in
+notes where a passing change is within noise or a tolerated fall is beyond it, and in the
+audit log. The rule itself stays the tolerances: the interval informs the supervisor, it
+does not move the line an auto-promotion crosses.
 :func:`apply_gate` carries the verdict out through the store, so that the
 decision, its numbers and the promotion or rejection are in the audit log.
 """
@@ -26,12 +34,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.classes import CLASSES
 from core.data.opixray import load_split
-from core.evaluation.runner import (
-    TEST_SCORE_THRESHOLD,
-    evaluate_detector_on_dataset,
-    summarise,
-)
+from core.evaluation.bootstrap import ResamplableResult, compare_arms
+from core.evaluation.runner import TEST_SCORE_THRESHOLD, predict_samples, summarise
+from core.evaluation.voc import evaluate_detections, match_images
 from core.store import audit
 from core.store.hard_samples import compare
 from core.store.permissions import load_actor, require
@@ -52,6 +59,8 @@ class GateSettings:
     # of items one detection moves the AP by more than any tolerance.
     min_detail_items: int = 10
     benchmark_max_images: int | None = None
+    interval_rounds: int = 2000           # bootstrap rounds of the paired intervals (paired_changes)
+    interval_confidence: float = 0.95
 
     def __post_init__(self) -> None:
         for name in ("benchmark_tolerance", "detail_tolerance", "min_heldout_gain"):
@@ -61,6 +70,10 @@ class GateSettings:
             raise ValueError(f"min_detail_items must not be negative, got {self.min_detail_items}")
         if not 0.0 < self.alarm_threshold <= 1.0:
             raise ValueError(f"alarm_threshold must be in (0, 1], got {self.alarm_threshold}")
+        if self.interval_rounds < 100:
+            raise ValueError(f"interval_rounds must be at least 100, got {self.interval_rounds}")
+        if not 0.5 <= self.interval_confidence < 1.0:
+            raise ValueError(f"interval_confidence must be in [0.5, 1), got {self.interval_confidence}")
 
 
 @dataclass
@@ -70,6 +83,9 @@ class GateDecision:
     candidate: dict[str, Any]                      # {"benchmark": scores, "heldout": scores or None}
     active: dict[str, Any]
     settings: dict[str, Any] = field(default_factory=dict)
+    # paired_changes' intervals ({} when not measured) and what they add to the verdict's reasons
+    changes: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def promote(self) -> bool:
@@ -77,7 +93,7 @@ class GateDecision:
 
     def to_dict(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "reasons": list(self.reasons), "candidate": self.candidate,
-                "active": self.active, "settings": self.settings}
+                "active": self.active, "settings": self.settings, "changes": self.changes, "notes": list(self.notes)}
 
     def headline(self) -> str:
         """One line with the key numbers, for the audit log and the job's log."""
@@ -87,73 +103,115 @@ class GateDecision:
 
         cb, ab = self.candidate.get("benchmark"), self.active.get("benchmark")
         ch, ah = self.candidate.get("heldout"), self.active.get("heldout")
-        return (f"{self.verdict}: benchmark mAP {num(ab, 'map')} -> {num(cb, 'map')}, held-out mAP "
+        return (f"{self.verdict}: benchmark mAP {num(ab, 'map')} -> {num(cb, 'map')}"
+                f"{interval_text(self.changes, 'benchmark', 'map', ' ({})')}, held-out mAP "
                 f"{num(ah, 'map')} -> {num(ch, 'map')}, held-out misses {num(ah, 'missed')} -> {num(ch, 'missed')}"
                 + (f" ({'; '.join(self.reasons)})" if self.reasons else ""))
 
 
-class _RecordingDetector:
-    """Passes predictions through to the evaluation runner and keeps them, in order."""
-
-    def __init__(self, detector) -> None:  # noqa: ANN001 - any object with predict_batch
-        self.detector = detector
-        self.predictions: list = []
-
-    def predict_batch(self, images):  # noqa: ANN001, ANN201
-        out = self.detector.predict_batch(images)
-        self.predictions.extend(out)
-        return out
-
-
 def score_detector(detector, root: str | Path, split: str = "test", *, alarm_threshold: float = 0.5,
-                   max_images: int | None = None) -> dict[str, Any] | None:
-    """mAP (overall, per class, per OL) and the inspector's view (misses, false alarms) on a split.
+                   max_images: int | None = None) -> tuple[dict[str, Any], ResamplableResult] | None:
+    """mAP (overall, per class, per OL) and the inspector's view (misses, false alarms) on a split,
+    with each image's matched detections (for paired intervals); None when the split has no images.
 
-    None when the split has no images. ``detector`` must predict down to the
-    protocol's 0.01 threshold (``Detector``'s default), or the AP is understated.
+    ``detector`` must predict down to the protocol's 0.01 threshold (``Detector``'s default), or
+    the AP is understated.
     """
     samples = load_split(Path(root), split)[:max_images]
     if not samples:
         return None
-    recorder = _RecordingDetector(detector)
-    scores = summarise(evaluate_detector_on_dataset(recorder, root, split, max_images=max_images))
+    predicted = predict_samples(detector, samples)
+    levels = predicted.levels if any(level is not None for level in predicted.levels) else None
+    scores = summarise(evaluate_detections(predicted.ground_truth, predicted.detections, occlusion_levels=levels))
+    # Matched a second time for the outcomes: milliseconds beside the detector's pass over the split.
+    outcomes, _ = match_images(predicted.ground_truth, predicted.detections, occlusion_levels=levels)
     counts = {"missed": 0, "false_alarm": 0, "wrong_class": 0, "poor_box": 0}
     items = 0
     per_class = {name: 0 for name in scores["ap"]}
     per_level: dict[str, int] = {}
-    for sample, prediction in zip(samples, recorder.predictions):
+    names = list(per_class)          # the evaluation's short names, in class order
+    for sample, found in zip(samples, predicted.detections):
         labels = [Box(b.label, b.x1, b.y1, b.x2, b.y2) for b in sample.boxes]
         for b in sample.boxes:
-            per_class[list(per_class)[b.class_index]] += 1
+            per_class[names[b.class_index]] += 1
         if sample.occlusion_level is not None:
             key = f"ol{sample.occlusion_level}"
             per_level[key] = per_level.get(key, 0) + len(sample.boxes)
-        shown = [ScoredBox(Box(name, *map(float, box)), float(score))
-                 for name, box, score in zip(prediction.class_names, prediction.boxes, prediction.scores)
+        shown = [ScoredBox(Box(CLASSES[int(label)], *map(float, box)), float(score))
+                 for box, label, score in zip(found["boxes"], found["labels"], found["scores"])
                  if box[2] > box[0] and box[3] > box[1]]
         items += len(labels)
         for disagreement in compare(labels, shown, score_threshold=alarm_threshold).disagreements:
             counts[disagreement.kind] += 1
     scores.update(counts, items=items, has_labels=items > 0, items_per_class=per_class, items_per_ol=per_level)
-    return scores
+    return scores, ResamplableResult(outcomes, predicted.levels)
+
+
+@dataclass
+class ScoredModel:
+    """What :func:`score_model_file` measured of one model.
+
+    ``scores`` is JSON (the rule's input and the audit log's record: model_id, benchmark,
+    heldout); ``outcomes`` holds, per set, each image's matched detections, from which
+    :func:`paired_changes` draws its intervals (None for a set not scored).
+    """
+    scores: dict[str, Any]
+    outcomes: dict[str, ResamplableResult | None]
 
 
 def score_model_file(path: str | Path, sha256: str, benchmark: str | Path, heldout: str | Path | None, *,
                      settings: GateSettings = GateSettings(), device: str = "auto",
-                     num_threads: int | None = None) -> dict[str, Any]:
+                     num_threads: int | None = None) -> ScoredModel:
     """Load a model file (its sha256 checked: a tampered file is never run) and score it on both sets."""
     from core.inference.detector import Detector  # noqa: PLC0415 - torch only when scoring
 
     detector = Detector.load(path, device=device, expected_sha256=sha256, score_threshold=TEST_SCORE_THRESHOLD,
                              num_threads=num_threads)
-    result = {"model_id": detector.model_id,
-              "benchmark": score_detector(detector, benchmark, "test", alarm_threshold=settings.alarm_threshold,
-                                          max_images=settings.benchmark_max_images)}
-    result["heldout"] = (score_detector(detector, heldout, "test", alarm_threshold=settings.alarm_threshold)
-                         if heldout is not None else None)
-    if result["benchmark"] is None:
+    bench = score_detector(detector, benchmark, "test", alarm_threshold=settings.alarm_threshold,
+                           max_images=settings.benchmark_max_images)
+    if bench is None:
         raise ValueError(f"{benchmark}: the benchmark's test split has no images")
-    return result
+    held = score_detector(detector, heldout, "test", alarm_threshold=settings.alarm_threshold) \
+        if heldout is not None else None
+    return ScoredModel({"model_id": detector.model_id, "benchmark": bench[0], "heldout": held and held[0]},
+                       {"benchmark": bench[1], "heldout": held and held[1]})
+
+
+def paired_changes(candidate: ScoredModel, active: ScoredModel,
+                   settings: GateSettings = GateSettings()) -> dict[str, Any]:
+    """Per set and metric, candidate - active with its interval over redrawn images.
+
+    Each round redraws the set's images (within each occlusion level) with replacement and
+    scores both models on the same draw, so what the two share (the images' difficulty)
+    cancels: the interval is how far the change could move with other images of the same kind,
+    the models held fixed. JSON: {set: {metric: {"change", "interval", "share_above_zero"}} or None}.
+    """
+    out: dict[str, Any] = {}
+    for side in ("benchmark", "heldout"):
+        ours, theirs = candidate.outcomes.get(side), active.outcomes.get(side)
+        if ours is None or theirs is None:
+            out[side] = None
+            continue
+        report = compare_arms({"candidate": [ours], "active": [theirs]}, rounds=settings.interval_rounds,
+                              seed=0, confidence=settings.interval_confidence)
+        out[side] = {metric: {"change": d["point"], "interval": d["interval_images"],
+                              "share_above_zero": d["share_above_zero"]}
+                     for metric, d in report["difference"].items()}
+        out[side]["images"] = report["num_images"]
+    out["confidence"] = settings.interval_confidence
+    return out
+
+
+def interval_text(changes: dict[str, Any] | None, side: str, metric: str, template: str = "{}") -> str:
+    """'change -0.020, 95 % interval [-0.035, -0.006] over N redrawn images' in ``template``;
+    '' when not measured."""
+    measured = ((changes or {}).get(side) or {}).get(metric)
+    if not measured or measured.get("change") is None or None in measured.get("interval", [None]):
+        return ""
+    low, high = measured["interval"]
+    level = f"{changes.get('confidence', 0.95):.0%}"
+    return template.format(f"change {measured['change']:+.3f}, {level} interval [{low:+.3f}, {high:+.3f}] "
+                           f"over {changes[side].get('images', '?')} redrawn images")
 
 
 def _drop(active: float | None, candidate: float | None) -> float:
@@ -163,14 +221,20 @@ def _drop(active: float | None, candidate: float | None) -> float:
     return active - candidate
 
 
-def judge(candidate: dict[str, Any], active: dict[str, Any], settings: GateSettings = GateSettings()) -> GateDecision:
-    """The gate's rule on two models' scores (as :func:`score_model_file` returns them)."""
+def judge(candidate: dict[str, Any], active: dict[str, Any], settings: GateSettings = GateSettings(),
+          changes: dict[str, Any] | None = None) -> GateDecision:
+    """The gate's rule on two models' scores (``ScoredModel.scores``), with
+    :func:`paired_changes`' intervals, when measured, in its reasons and notes."""
     reasons: list[str] = []
+
+    def fell(what: str, before: float, after: float, tolerance: float, metric: str) -> None:
+        reasons.append(f"{what} fell from {before:.3f} to {after:.3f} (tolerance {tolerance:.3f})"
+                       + interval_text(changes, "benchmark", metric, "; {}"))
+
     cb, ab = candidate["benchmark"], active["benchmark"]
     drop = _drop(ab["map"], cb["map"])
     if drop > settings.benchmark_tolerance:
-        reasons.append(f"benchmark mAP fell from {ab['map']:.3f} to {cb['map']:.3f} "
-                       f"(tolerance {settings.benchmark_tolerance:.3f})")
+        fell("benchmark mAP", ab["map"], cb["map"], settings.benchmark_tolerance, "map")
     enough = settings.min_detail_items
     for name, active_ap in ab.get("ap", {}).items():
         candidate_ap = cb.get("ap", {}).get(name)
@@ -184,8 +248,7 @@ def judge(candidate: dict[str, Any], active: dict[str, Any], settings: GateSetti
         if ab.get("items_per_ol", {}).get(f"ol{level}", enough) < enough:
             continue
         if _drop(ab.get(key), cb.get(key)) > settings.detail_tolerance:
-            reasons.append(f"benchmark mAP on OL{level} fell from {ab[key]:.3f} to {cb[key]:.3f} "
-                           f"(tolerance {settings.detail_tolerance:.3f})")
+            fell(f"benchmark mAP on OL{level}", ab[key], cb[key], settings.detail_tolerance, key)
     ch, ah = candidate.get("heldout"), active.get("heldout")
     verdict = PROMOTE
     if ch is None or ah is None:
@@ -194,7 +257,8 @@ def judge(candidate: dict[str, Any], active: dict[str, Any], settings: GateSetti
     elif ah["has_labels"]:
         if not ch["map"] - ah["map"] > settings.min_heldout_gain:
             reasons.append(f"held-out corrections mAP did not improve: {ah['map']:.3f} -> {ch['map']:.3f} "
-                           f"(needs more than +{settings.min_heldout_gain:.3f})")
+                           f"(needs more than +{settings.min_heldout_gain:.3f})"
+                           + interval_text(changes, "heldout", "map", "; {}"))
         # "Missed" means no detection at all where an annotator marked an item, whatever its class:
         # the inspector's worst case, and a sign of bad corrections that mAP on them can hide (a
         # candidate trained on swapped class names found fewer of the held-out items, yet scored a
@@ -209,7 +273,24 @@ def judge(candidate: dict[str, Any], active: dict[str, Any], settings: GateSetti
     failed = [r for r in reasons if not r.startswith("no held-out")]
     if failed:
         verdict = REJECT
-    return GateDecision(verdict, reasons, candidate, active, asdict(settings))
+    return GateDecision(verdict, reasons, candidate, active, asdict(settings), changes or {},
+                        _interval_notes(changes, ch is not None and ah is not None and ah["has_labels"]))
+
+
+def _interval_notes(changes: dict[str, Any] | None, heldout_judged: bool) -> list[str]:
+    """What the tolerances cannot say: a held-out gain within noise, a tolerated benchmark fall beyond it."""
+    notes = []
+    bench = ((changes or {}).get("benchmark") or {}).get("map") or {}
+    low, high = bench.get("interval") or (None, None)
+    if high is not None and high < 0:
+        notes.append("the benchmark mAP fell by more than redrawing its images explains"
+                     + interval_text(changes, "benchmark", "map", " ({})"))
+    held = ((changes or {}).get("heldout") or {}).get("map") or {}
+    low, high = held.get("interval") or (None, None)
+    if heldout_judged and low is not None and (held.get("change") or 0) > 0 and low <= 0:
+        notes.append("the held-out gain is within what redrawing the held-out bags gives"
+                     + interval_text(changes, "heldout", "map", " ({})") + ": more corrections would settle it")
+    return notes
 
 
 def apply_gate(store, who: object, candidate: ModelVersionInfo, decision: GateDecision, *,

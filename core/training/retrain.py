@@ -50,6 +50,7 @@ from core.training.gate import (
     GateSettings,
     apply_gate,
     judge,
+    paired_changes,
     score_model_file,
 )
 
@@ -412,10 +413,12 @@ def _run_steps(store, who: object, job: TrainingJobInfo, active: ModelVersionInf
     gate_settings = settings.gate_settings()
     heldout = export.root if export.heldout_bags else None
     kwargs = dict(settings=gate_settings, device=settings.device, num_threads=settings.eval_threads)
-    candidate_scores = score_model_file(model_path, result["sha256"], benchmark, heldout, **kwargs)
+    candidate_scored = score_model_file(model_path, result["sha256"], benchmark, heldout, **kwargs)
     progress(0.9, "evaluating", force=True)
-    active_scores = score_model_file(active.path, active.sha256, benchmark, heldout, **kwargs)
-    decision = judge(candidate_scores, active_scores, gate_settings)
+    active_scored = score_model_file(active.path, active.sha256, benchmark, heldout, **kwargs)
+    candidate_scores = candidate_scored.scores
+    decision = judge(candidate_scores, active_scored.scores, gate_settings,
+                     changes=paired_changes(candidate_scored, active_scored, gate_settings))
     outcome.seconds["evaluate"] = round(time.perf_counter() - t0, 2)
     log.info("gate: %s", decision.headline())
     if progress.cancelled:
