@@ -99,6 +99,7 @@ def test_corrections_make_a_better_model_that_is_promoted_and_swapped_in(loop: L
         assert change["change"] == pytest.approx(cand[side]["map"] - act[side]["map"], abs=1e-4)
         assert change["interval"][0] <= change["change"] <= change["interval"][1]
     assert outcome.candidate.metrics["gate"]["changes"] == json.loads(json.dumps(decision.changes, allow_nan=False))
+    assert outcome.seconds["intervals"] >= 0.0    # timed apart from the scoring: bench retrain reports it
     job = outcome.job
     assert job.state == "succeeded" and job.progress == 1.0 and job.result_model_id == outcome.candidate.id
     assert Path(job.log_path).read_text().count("gate: promote") == 1

@@ -59,7 +59,9 @@ class GateSettings:
     # of items one detection moves the AP by more than any tolerance.
     min_detail_items: int = 10
     benchmark_max_images: int | None = None
-    interval_rounds: int = 2000           # bootstrap rounds of the paired intervals (paired_changes)
+    # Bootstrap rounds of the paired intervals (paired_changes); the job's seconds["intervals"]
+    # (and bench retrain) say what they cost.
+    interval_rounds: int = 1000
     interval_confidence: float = 0.95
 
     def __post_init__(self) -> None:

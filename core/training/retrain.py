@@ -417,9 +417,11 @@ def _run_steps(store, who: object, job: TrainingJobInfo, active: ModelVersionInf
     progress(0.9, "evaluating", force=True)
     active_scored = score_model_file(active.path, active.sha256, benchmark, heldout, **kwargs)
     candidate_scores = candidate_scored.scores
-    decision = judge(candidate_scores, active_scored.scores, gate_settings,
-                     changes=paired_changes(candidate_scored, active_scored, gate_settings))
     outcome.seconds["evaluate"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    changes = paired_changes(candidate_scored, active_scored, gate_settings)
+    outcome.seconds["intervals"] = round(time.perf_counter() - t0, 2)
+    decision = judge(candidate_scores, active_scored.scores, gate_settings, changes=changes)
     log.info("gate: %s", decision.headline())
     if progress.cancelled:
         raise JobCancelled("cancelled before the candidate was registered")
