@@ -59,8 +59,9 @@ class GateSettings:
     # of items one detection moves the AP by more than any tolerance.
     min_detail_items: int = 10
     benchmark_max_images: int | None = None
-    # Bootstrap rounds of the paired intervals (paired_changes); the job's seconds["intervals"]
-    # (and bench retrain) say what they cost.
+    # Bootstrap rounds of the paired intervals (paired_changes). Measured: 2.7 s for 1000 rounds on
+    # two real models' detections of 500 held-out images (25 000 and 33 000 detections), one core
+    # of this machine, idle; the job's seconds["intervals"] (and bench retrain) report each job's.
     interval_rounds: int = 1000
     interval_confidence: float = 0.95
 
