@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from core.store.values import ModelVersionInfo
+from core.training.gate import interval_text
 
 
 def key_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
@@ -43,19 +44,10 @@ def gate_summary(metrics: dict[str, Any] | None) -> str:
         active = ((gate.get("active") or {}).get(side) or {}).get("map")
         candidate = ((gate.get("candidate") or {}).get(side) or {}).get("map")
         lines.append(f"  {side} mAP: active {format_number(active)} -> candidate {format_number(candidate)}"
-                     + _interval(changes, side))
+                     + interval_text(changes, side, "map", " ({})"))
     lines += [f"  - {reason}" for reason in gate.get("reasons", [])]
     lines += [f"  Note: {note}" for note in gate.get("notes", [])]
     return "\n".join(lines)
-
-
-def _interval(changes: dict[str, Any], side: str) -> str:
-    """', 95 % interval of the change [-0.035, -0.006]' when the gate measured one (older gates did not)."""
-    measured = (changes.get(side) or {}).get("map") or {}
-    low, high = measured.get("interval") or (None, None)
-    if low is None or high is None:
-        return ""
-    return f", {changes.get('confidence', 0.95):.0%} interval of the change [{low:+.3f}, {high:+.3f}]"
 
 
 def lineage(version: ModelVersionInfo, versions: dict[int, ModelVersionInfo]) -> list[str]:

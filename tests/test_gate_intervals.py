@@ -86,7 +86,7 @@ def test_the_interval_rides_with_the_reasons_and_the_notes() -> None:
     record = decision.to_dict()
     assert json.loads(json.dumps(record, allow_nan=False))["changes"]["heldout"]["map"]["change"] > 0
     summary = gate_summary({"gate": record})
-    assert f"benchmark mAP: active 1.000 -> candidate {ours:.3f}, 95% interval of the change [" in summary
+    assert f"benchmark mAP: active 1.000 -> candidate {ours:.3f} (change {ours - 1:+.3f}, 95% interval [" in summary
     assert "Note: the held-out gain is within" in summary
 
 

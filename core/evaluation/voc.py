@@ -450,9 +450,19 @@ def evaluate_detections(ground_truth: Sequence[Any] | Mapping[str, Any],
 
     outcomes, levels = match_images(ground_truth, detections, num_classes, iou_threshold, occlusion_levels,
                                     inclusive_pixels=inclusive_pixels)
+    return evaluate_outcomes(outcomes, levels if occlusion_levels is not None else None, class_names=class_names,
+                             iou_threshold=iou_threshold, interpolation=interpolation,
+                             inclusive_pixels=inclusive_pixels)
+
+
+def evaluate_outcomes(outcomes: Sequence[ImageOutcome], levels: Sequence[int | None] | None, *,
+                      class_names: Sequence[str] = CLASSES, iou_threshold: float = 0.5,
+                      interpolation: Interpolation = "all_points", inclusive_pixels: bool = False) -> EvalResult:
+    """``evaluate_detections`` on images already matched (``match_images``): for a caller that
+    also keeps the outcomes (the gate's paired intervals) and should not match twice."""
     overall = _subset("all", outcomes, class_names, interpolation)
     by_level: dict[int, SubsetAP] = {}
-    if occlusion_levels is not None:
+    if levels is not None:
         for level in OCCLUSION_LEVELS:
             chosen = [o for o, lv in zip(outcomes, levels) if lv == level]
             if not chosen:

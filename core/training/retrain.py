@@ -419,7 +419,11 @@ def _run_steps(store, who: object, job: TrainingJobInfo, active: ModelVersionInf
     candidate_scores = candidate_scored.scores
     outcome.seconds["evaluate"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
-    changes = paired_changes(candidate_scored, active_scored, gate_settings)
+    try:
+        changes = paired_changes(candidate_scored, active_scored, gate_settings)
+    except ValueError as exc:   # the intervals inform; a failure there must not cost the trained candidate
+        log.warning("gate: no intervals of the changes: %s", exc)
+        changes = {}
     outcome.seconds["intervals"] = round(time.perf_counter() - t0, 2)
     decision = judge(candidate_scores, active_scored.scores, gate_settings, changes=changes)
     log.info("gate: %s", decision.headline())
