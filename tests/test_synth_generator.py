@@ -32,7 +32,9 @@ def test_one_and_two_workers_write_byte_identical_datasets(one_worker, tmp_path)
     two = tmp_path / "w2"
     generate_dataset(two, 4, 4, seed=11, workers=2, config=SMALL, progress=False)
     a, b = tree_bytes(one_worker), tree_bytes(two)
-    assert a.keys() == b.keys() and len(a) == 8 * 2 + 5
+    # 8 images and their annotations, 5 list files, 2 per-item occlusion tables
+    assert a.keys() == b.keys() and len(a) == 8 * 2 + 5 + 2
+    assert {"train/train_occlusion.csv", "test/test_occlusion.csv"} <= a.keys()
     assert [k for k in a if a[k] != b[k]] == []
 
 

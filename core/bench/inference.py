@@ -8,9 +8,10 @@ latency, divided by the best throughput of a large 3x3 convolution measured in t
 (best runs on both sides: the development machine is shared and noisy; p50/p95 are reported
 as measured).
 
-Weights are untrained (nothing trained ships yet), so the score threshold is a realistic
-0.3 rather than the evaluation floor of 0.01: an untrained net at 0.01 sends thousands of
-boxes to NMS and the benchmark would time NMS, not the detector (MACHINE.md).
+Weights: the bundled trained model where it is the arch x attention being timed (at its own
+operating point), else untrained weights at a realistic threshold of 0.3 rather than the
+evaluation floor of 0.01: an untrained net at 0.01 sends thousands of boxes to NMS and the
+benchmark would time NMS, not the detector (MACHINE.md).
 """
 from __future__ import annotations
 

@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--cache", metavar="DIR", help="keep each model's detections here to skip predicting again")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--by-opacity", action="store_true",
+                   help="also compare item recall per occluder-opacity bin, at each model's operating point "
+                        "(synthetic data: needs the split's per-item occlusion table, core/evaluation/occlusion_recall.py)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--out", metavar="FILE", help="also write the report as JSON to FILE")
     p.set_defaults(func=_run)
@@ -39,26 +42,43 @@ def parse_arm(text: str) -> tuple[str, list[str]]:
 def _run(args) -> int:
     from core.data.opixray import AnnotationError  # noqa: PLC0415
     from core.evaluation.bootstrap import ResamplableResult, compare_arms, comparison_table  # noqa: PLC0415
+    from core.evaluation.occlusion_recall import (compare_recall_by_opacity, hits_at_operating_point,  # noqa: PLC0415
+                                                  item_opacities, recall_table)
     from core.evaluation.prediction_cache import predictions_for  # noqa: PLC0415
     from core.evaluation.voc import match_images  # noqa: PLC0415
     from core.imaging.decode import ImageDecodeError  # noqa: PLC0415
     from core.inference.modelfile import ModelFileError  # noqa: PLC0415
+    from core.synth.occlusion_table import read_table  # noqa: PLC0415
 
     try:
         arms = dict(parse_arm(text) for text in args.arm)
         if len(arms) != 2 or len(args.arm) != 2:
             raise ValueError("give --arm exactly twice, with two different names")
-        scored, models = {}, {}
+        # Read first: a missing or broken table should stop the run before hours of predicting.
+        table = read_table(args.data, args.split) if args.by_opacity else None
+        scored, hits, thresholds, models = {}, {}, {}, {}
+        items = None
         for name, paths in arms.items():
-            scored[name] = []
+            scored[name], hits[name], thresholds[name] = [], [], []
             for path in paths:
                 print(f"{name}: {path}", file=sys.stderr)
                 predictions = predictions_for(path, args.data, args.split, cache_dir=args.cache, device=args.device)
                 levels = predictions.levels if any(lv is not None for lv in predictions.levels) else None
                 outcomes, _ = match_images(predictions.ground_truth, predictions.detections, occlusion_levels=levels)
                 scored[name].append(ResamplableResult(outcomes, predictions.levels))
+                if table is not None:
+                    if items is None:
+                        items = item_opacities(predictions.image_ids, predictions.ground_truth, table)
+                    found, threshold = hits_at_operating_point(predictions, outcomes, levels)
+                    hits[name].append(found)
+                    thresholds[name].append(threshold)
             models[name] = paths
         report = compare_arms(scored, rounds=args.rounds, seed=args.seed, confidence=args.confidence)
+        if table is not None:
+            strata = scored[next(iter(scored))][0].levels
+            report["by_opacity"] = compare_recall_by_opacity(hits, *items, strata, rounds=args.rounds,
+                                                             seed=args.seed, confidence=args.confidence)
+            report["by_opacity"]["thresholds"] = thresholds
     except (ModelFileError, AnnotationError, ImageDecodeError, ValueError, OSError) as exc:
         print(f"compare: error: {exc}", file=sys.stderr)
         return 2
@@ -68,6 +88,11 @@ def _run(args) -> int:
     text = json.dumps(report, indent=2, allow_nan=False)
     if args.out:
         Path(args.out).write_text(text + "\n")
-    print(text if args.json else comparison_table(report))
+    if args.json:
+        print(text)
+    else:
+        print(comparison_table(report))
+        if "by_opacity" in report:
+            print("\n" + recall_table(report["by_opacity"]))
     return 0
 

@@ -115,7 +115,7 @@ def resample_images(levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return weights
 
 
-def _interval(values: np.ndarray, confidence: float) -> list[float]:
+def percentile_interval(values: np.ndarray, confidence: float) -> list[float]:
     tail = (1.0 - confidence) / 2.0 * 100.0
     finite = values[np.isfinite(values)]
     if finite.size == 0:
@@ -179,25 +179,25 @@ def compare_arms(arms: Mapping[str, Sequence[ResamplableResult]], *, rounds: int
             "point": summaries[0]["mean"][m] - summaries[1]["mean"][m],
             # every seed of one arm against every seed of the other, on the whole split
             "seed_pairs_above_zero": f"{int((pairs > 0).sum())} of {pairs.size}",
-            "interval_images": _interval(images_only[m], confidence),
-            "interval_seeds_and_images": _interval(both[m], confidence),
+            "interval_images": percentile_interval(images_only[m], confidence),
+            "interval_seeds_and_images": percentile_interval(both[m], confidence),
             "share_above_zero": float((finite > 0).mean()) if finite.size else math.nan,
         }
-    return _without_nan({
+    return without_nan({
         "arms": summaries, "difference": difference, "first_minus_second": f"{names[0]} - {names[1]}",
         "rounds": rounds, "seed": seed, "confidence": confidence, "num_images": reference.num_images,
         "images_per_level": {f"OL{lv}": int((reference.levels == lv).sum())
                              for lv in OCCLUSION_LEVELS if reference.has_levels}})
 
 
-def _without_nan(value):
+def without_nan(value):
     """NaN (one seed's sd, a metric with no ground truth) as None, so the report is standard JSON."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
-        return {k: _without_nan(v) for k, v in value.items()}
+        return {k: without_nan(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_without_nan(v) for v in value]
+        return [without_nan(v) for v in value]
     return value
 
 

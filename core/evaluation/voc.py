@@ -86,18 +86,23 @@ def greedy_match(iou: np.ndarray, iou_threshold: float) -> np.ndarray:
     true positive only if that IoU is strictly above the threshold and the box has
     not been taken by a higher-scored detection.
     """
+    return greedy_assign(iou, iou_threshold)[0]
+
+
+def greedy_assign(iou: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """``greedy_match``'s detection flags and, per ground-truth box, whether a detection took it."""
     num_det, num_gt = iou.shape
     true_positive = np.zeros(num_det, dtype=bool)
-    if num_gt == 0:
-        return true_positive
     taken = np.zeros(num_gt, dtype=bool)
+    if num_gt == 0:
+        return true_positive, taken
     best = iou.argmax(axis=1)
     best_iou = iou[np.arange(num_det), best]
     for d in range(num_det):
         if best_iou[d] > iou_threshold and not taken[best[d]]:
             taken[best[d]] = True
             true_positive[d] = True
-    return true_positive
+    return true_positive, taken
 
 
 # --------------------------------------------------------------------------- AP from a curve

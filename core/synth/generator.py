@@ -22,6 +22,8 @@ from tqdm import tqdm
 from core.data.opixray import Box, make_layout, prepare_output_dir, write_lists, write_sample
 from core.imaging.decode import encode_jpg
 
+from .occlusion import Occlusion
+from .occlusion_table import ItemOcclusion, items_of, write_table
 from .scene import OPIXRAY_TEST_COUNTS, OPIXRAY_TRAIN_COUNTS, Catalogue, SceneConfig, compose_scene
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class GeneratedImage:
     jpg: bytes
     boxes: list[Box]
     level: int
+    occlusions: list[Occlusion]     # per item, in the order of boxes
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ def make_image(task: tuple[int, str, int, str, SceneConfig], catalogue: Catalogu
         raise GenerationError(f"image {image_id} ({split} #{index} of seed {seed}) failed: "
                               f"{type(exc).__name__}: {exc}") from exc
     boxes = [Box(label, *box) for label, box in zip(scene.labels, scene.boxes)]
-    return GeneratedImage(split, image_id, encode_jpg(scene.image, JPG_QUALITY), boxes, scene.image_level)
+    return GeneratedImage(split, image_id, encode_jpg(scene.image, JPG_QUALITY), boxes, scene.image_level,
+                          scene.occlusions)
 
 
 def _tasks(seed: int, n_train: int, n_test: int, config: SceneConfig, per_split_mix: bool
@@ -123,8 +127,9 @@ def iter_images(seed: int, n_train: int, n_test: int, config: SceneConfig = Scen
 def generate_dataset(out: Path, n_train: int, n_test: int, seed: int = 0, workers: int = 1,
                      config: SceneConfig = SceneConfig(), catalogue: Catalogue | None = None,
                      per_split_mix: bool = True, progress: bool = True) -> DatasetSummary:
-    """Write ``n_train`` + ``n_test`` images with annotations, list files and OL lists under
-    ``out`` (which must not exist or be an empty directory: nothing is overwritten).
+    """Write ``n_train`` + ``n_test`` images with annotations, list files, OL lists and per-item
+    occlusion tables (core.synth.occlusion_table) under ``out`` (which must not exist or be an
+    empty directory: nothing is overwritten).
 
     ``per_split_mix`` uses OPIXray's class mix of each split; False uses ``config.class_weights``."""
     if n_train < 0 or n_test < 0 or workers < 1:
@@ -134,6 +139,7 @@ def generate_dataset(out: Path, n_train: int, n_test: int, seed: int = 0, worker
     make_layout(root)
     ids: dict[str, list[str]] = {"train": [], "test": []}
     levels: dict[str, int] = {}
+    items: dict[str, list[ItemOcclusion]] = {"train": [], "test": []}
     classes: dict[str, int] = {}
     multi = 0
     total = n_train + n_test
@@ -142,6 +148,7 @@ def generate_dataset(out: Path, n_train: int, n_test: int, seed: int = 0, worker
         for item in iter_images(seed, n_train, n_test, config, workers, catalogue, per_split_mix):
             write_sample(root, item.split, item.image_id, item.jpg, item.boxes)
             ids[item.split].append(item.image_id)
+            items[item.split] += items_of(item.image_id, item.boxes, item.occlusions)
             if item.split == "test":
                 levels[item.image_id] = item.level
             for b in item.boxes:
@@ -152,6 +159,8 @@ def generate_dataset(out: Path, n_train: int, n_test: int, seed: int = 0, worker
         bar.close()
     write_lists(root, "train", ids["train"])
     write_lists(root, "test", ids["test"], levels)
+    for split, split_items in items.items():   # per-item occlusion, which OPIXray's lists do not carry
+        write_table(root, split, split_items)
     per_level = {k: sum(1 for v in levels.values() if v == k) for k in (1, 2, 3)}
     log.info("wrote %d train and %d test images to %s (OL1/2/3: %s)", n_train, n_test, root, per_level)
     return DatasetSummary(root, n_train, n_test, per_level, classes, multi)

@@ -1,0 +1,167 @@
+"""Where along the occluder-opacity scale a detector loses items: recall per opacity bin.
+
+Per-OL AP (the paper's protocol) scores whole images by their worst item, and its OL3 holds
+everything from "half the signal gone" to "under a steel plate". A synthetic dataset knows each
+item's occluder opacity (core.synth.occlusion_table), so the question can be asked item by item:
+of the items whose surroundings remove a given fraction of the X-rays, how many does the detector
+box at the score where the lane alarms (its operating point, core.evaluation.operating_point)?
+
+An item counts as found when a detection of its class scoring at least the threshold takes it
+under VOC matching (IoU > 0.5, each detection takes one box, higher scores first), the matching
+AP uses. Two arms (a recipe's seeds each) are compared with ``compare_arms``' two-level bootstrap:
+images redrawn within their occlusion level, the same draw for every model, and each arm's seeds
+redrawn; so the per-bin differences carry intervals read the same way as compare's.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from core.classes import CLASSES, CLASS_TO_INDEX
+from core.evaluation.bootstrap import percentile_interval, resample_images, without_nan
+from core.evaluation.operating_point import operating_point
+from core.evaluation.voc import ImageOutcome, box_iou, evaluate_outcomes, greedy_assign
+from core.synth.occlusion import OL2_FROM, OL3_FROM
+
+# OL1 and OL2 as the generator's thresholds draw them; OL3 split where a knife under a laptop
+# (opacity ~0.5-0.7), under dense clutter (0.7-0.9) and under a battery or plate (> 0.9) fall.
+DEFAULT_EDGES: tuple[float, ...] = (0.0, OL2_FROM, OL3_FROM, 0.7, 0.9, 1.0)
+
+
+def found_items(truth: Mapping[str, np.ndarray], detections: Mapping[str, np.ndarray], threshold: float,
+                iou_threshold: float = 0.5) -> np.ndarray:
+    """Per ground-truth box of one image (its order), whether a detection at >= threshold takes it."""
+    gt_boxes = np.asarray(truth["boxes"], dtype=np.float64).reshape(-1, 4)
+    gt_labels = np.asarray(truth["labels"], dtype=np.int64)
+    scores = np.asarray(detections["scores"], dtype=np.float64)
+    boxes = np.asarray(detections["boxes"], dtype=np.float64).reshape(-1, 4)
+    labels = np.asarray(detections["labels"], dtype=np.int64)
+    found = np.zeros(len(gt_labels), dtype=bool)
+    for c in np.unique(gt_labels):
+        members = np.flatnonzero(gt_labels == c)
+        chosen = np.flatnonzero((labels == c) & (scores >= threshold))
+        order = chosen[np.argsort(-scores[chosen], kind="stable")]
+        _, taken = greedy_assign(box_iou(boxes[order], gt_boxes[members]), iou_threshold)
+        found[members] = taken
+    return found
+
+
+def hits_at_operating_point(predictions, outcomes: Sequence[ImageOutcome],
+                            levels: Sequence[int | None] | None) -> tuple[np.ndarray, float]:
+    """(found flag of every item of a split, the threshold used): a model's own operating point,
+    measured on these same predictions (``outcomes``: their ``match_images``)."""
+    point = operating_point(evaluate_outcomes(outcomes, levels))
+    if point is None:
+        raise ValueError("the split has no ground-truth items: no operating point to count recall at")
+    threshold = float(point["threshold"])
+    found = [found_items(truth, det, threshold) for truth, det in zip(predictions.ground_truth, predictions.detections)]
+    return (np.concatenate(found) if found else np.zeros(0, dtype=bool)), threshold
+
+
+def item_opacities(image_ids: Sequence[str], ground_truth: Sequence[Mapping[str, np.ndarray]],
+                   table: Mapping[str, Sequence]) -> tuple[np.ndarray, np.ndarray]:
+    """(opacity of each ground-truth item, index of its image), items in image then box order.
+
+    ``table`` is ``core.synth.occlusion_table.read_table``'s; it must describe exactly these
+    boxes, or ValueError names the first image where it does not.
+    """
+    opacities, owners = [], []
+    for index, (image_id, truth) in enumerate(zip(image_ids, ground_truth)):
+        items = list(table.get(image_id, ()))
+        boxes = np.asarray(truth["boxes"], dtype=np.float64).reshape(-1, 4)
+        labels = np.asarray(truth["labels"], dtype=np.int64)
+        described = [(CLASS_TO_INDEX[item.box.label], *item.box.as_list()) for item in items]
+        annotated = [(int(label), *(int(v) for v in box)) for label, box in zip(labels, boxes)]
+        if described != annotated:
+            raise ValueError(f"image {image_id}: the occlusion table lists "
+                             f"{[(CLASSES[d[0]], *d[1:]) for d in described]}, the annotation "
+                             f"{[(CLASSES[a[0]], *a[1:]) for a in annotated]}: the table is not this split's")
+        opacities += [item.opacity for item in items]
+        owners += [index] * len(items)
+    return np.array(opacities, dtype=np.float64), np.array(owners, dtype=np.int64)
+
+
+def bin_of(opacities: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Bin index of each opacity: [e0, e1), [e1, e2), ..., the last bin closed at its top."""
+    edges = np.asarray(edges, dtype=np.float64)
+    if edges.size < 2 or np.any(np.diff(edges) <= 0) or edges[0] > 0 or edges[-1] < 1:
+        raise ValueError(f"bin edges must rise from <= 0 to >= 1, got {list(edges)}")
+    return np.clip(np.searchsorted(edges, opacities, side="right") - 1, 0, edges.size - 2)
+
+
+def _recall_per_bin(hits: np.ndarray, item_weights: np.ndarray, one_hot: np.ndarray) -> np.ndarray:
+    """models x bins recall, items weighted (a bin with no weight is NaN)."""
+    total = item_weights @ one_hot
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, ((hits * item_weights) @ one_hot) / total, math.nan)
+
+
+def compare_recall_by_opacity(arms: Mapping[str, Sequence[np.ndarray]], opacities: np.ndarray, owners: np.ndarray,
+                              image_levels: np.ndarray, *, edges: Sequence[float] = DEFAULT_EDGES,
+                              rounds: int = 2000, seed: int = 0, confidence: float = 0.95) -> dict:
+    """Per opacity bin: each arm's mean recall and first - second with two intervals (as compare_arms).
+
+    ``arms``: name -> one hits array per seed (``found_items`` of every image, concatenated in the
+    order of ``item_opacities``); ``image_levels``: each image's OL (0 for none), the bootstrap's strata.
+    """
+    if len(arms) != 2:
+        raise ValueError(f"compare exactly two arms, got {len(arms)}: {list(arms)}")
+    if rounds < 100:
+        raise ValueError(f"rounds must be at least 100 for a percentile interval, got {rounds}")
+    names = list(arms)
+    matrices = [np.array([np.asarray(h, dtype=np.float64) for h in arms[n]]).reshape(len(arms[n]), -1)
+                for n in names]
+    for name, matrix in zip(names, matrices):
+        if matrix.shape[0] == 0 or matrix.shape[1] != opacities.size:
+            raise ValueError(f"arm {name!r}: needs at least one model with one hit flag per item "
+                             f"({opacities.size}), got shape {matrix.shape}")
+    bins = bin_of(opacities, edges)
+    one_hot = np.eye(len(edges) - 1)[bins]                           # items x bins
+    point = [_recall_per_bin(m, np.ones(opacities.size), one_hot) for m in matrices]
+    rng = np.random.default_rng(seed)
+    images_only = np.empty((rounds, one_hot.shape[1]))
+    both = np.empty_like(images_only)
+    for k in range(rounds):
+        item_weights = resample_images(np.asarray(image_levels), rng)[owners]
+        recall = [_recall_per_bin(m, item_weights, one_hot) for m in matrices]
+        picks = [rng.integers(len(m), size=len(m)) for m in matrices]
+        images_only[k] = recall[0].mean(axis=0) - recall[1].mean(axis=0)
+        both[k] = recall[0][picks[0]].mean(axis=0) - recall[1][picks[1]].mean(axis=0)
+    rows = []
+    for b in range(one_hot.shape[1]):
+        pairs = np.subtract.outer(point[0][:, b], point[1][:, b])
+        finite = both[:, b][np.isfinite(both[:, b])]
+        rows.append({
+            "opacity": [float(edges[b]), float(edges[b + 1])], "items": int(one_hot[:, b].sum()),
+            "recall": {n: {"mean": float(p[:, b].mean()), "seeds": [float(v) for v in p[:, b]]}
+                       for n, p in zip(names, point)},
+            "difference": float(point[0][:, b].mean() - point[1][:, b].mean()),
+            "seed_pairs_above_zero": f"{int((pairs > 0).sum())} of {pairs.size}",
+            "interval_images": percentile_interval(images_only[:, b], confidence),
+            "interval_seeds_and_images": percentile_interval(both[:, b], confidence),
+            "share_above_zero": float((finite > 0).mean()) if finite.size else math.nan})
+    return without_nan({"first_minus_second": f"{names[0]} - {names[1]}", "rounds": rounds, "seed": seed,
+                         "confidence": confidence, "bins": rows})
+
+
+def recall_table(report: dict) -> str:
+    """The per-bin report as plain text, recall in percent."""
+    first, second = report["first_minus_second"].split(" - ", 1)
+    level = f"{report['confidence']:.0%}"
+    lines = [f"item recall at each model's operating point by occluder opacity, {report['first_minus_second']}",
+             f"{'opacity':<13}{'items':>7}{first:>12}{second:>12}{'difference':>12}{'pairs > 0':>11}"
+             f"{level + ' images':>20}{level + ' seeds+images':>24}"]
+
+    def pct(value, form=".1f"):
+        return "n/a" if value is None else f"{100 * value:{form}}"
+
+    for row in report["bins"]:
+        lo, hi = row["opacity"]
+        spans = [f"[{pct(i[0], '+.1f')}, {pct(i[1], '+.1f')}]" for i in (row["interval_images"],
+                                                                        row["interval_seeds_and_images"])]
+        lines.append(f"{f'{lo:.3f}-{hi:.3f}':<13}{row['items']:>7}{pct(row['recall'][first]['mean']):>12}"
+                     f"{pct(row['recall'][second]['mean']):>12}{pct(row['difference'], '+.1f'):>12}"
+                     f"{row['seed_pairs_above_zero']:>11}{spans[0]:>20}{spans[1]:>24}")
+    return "\n".join(lines)
