@@ -75,13 +75,17 @@ def test_equal_arms_differ_by_exactly_nothing_and_a_blind_arm_by_everything():
     # b loses every item above 0.7 opacity, a finds them all: +100 points there, 0 below 0.505
     blind = np.where(opacities >= 0.7, 0.0, 1.0)
     report = compare_recall_by_opacity({"a": [np.ones_like(hits)], "b": [blind]}, opacities, owners, levels,
-                                       rounds=200)
+                                       rounds=200, located={"a": [np.ones_like(hits)], "b": [np.ones_like(hits)]})
     by_low = {row["opacity"][0]: row for row in report["bins"]}
     assert by_low[0.7]["difference"] == pytest.approx(1.0) and by_low[0.7]["interval_images"] == [1.0, 1.0]
     assert by_low[0.0]["difference"] == 0 and by_low[0.245]["difference"] == 0
+    assert by_low[0.7]["located_any_score"] == {"a": 1.0, "b": 1.0}     # b boxes them, below its threshold
     assert sum(row["items"] for row in report["bins"]) == opacities.size
     text = recall_table(report)
-    assert "a - b" in text and "+100.0" in text and "0.700-0.900" in text
+    assert "a - b" in text and "+100.0" in text and "0.700-0.900" in text and "100.0 / 100.0" in text
+    with pytest.raises(ValueError, match="located needs"):
+        compare_recall_by_opacity({"a": [hits], "b": [hits]}, opacities, owners, levels, rounds=100,
+                                  located={"a": [hits]})
 
 
 def test_a_noisy_seed_widens_the_seed_interval_and_shapes_are_checked():
@@ -116,6 +120,10 @@ def test_compare_cli_by_opacity_reports_bins_and_stops_early_without_a_table(tmp
     bins = report["by_opacity"]["bins"]
     assert sum(row["items"] for row in bins) == sum(1 for _ in open(table_path(data, "test"))) - 1
     assert set(report["by_opacity"]["thresholds"]) == {"a", "b"}
+    for row in bins:
+        if row["items"]:
+            for arm in ("a", "b"):    # an item found at the operating point is found at any score
+                assert row["located_any_score"][arm] >= row["recall"][arm]["mean"]
 
     table_path(data, "test").unlink()
     for cached in (tmp_path / "cache").glob("*.npz"):

@@ -42,8 +42,8 @@ def parse_arm(text: str) -> tuple[str, list[str]]:
 def _run(args) -> int:
     from core.data.opixray import AnnotationError  # noqa: PLC0415
     from core.evaluation.bootstrap import ResamplableResult, compare_arms, comparison_table  # noqa: PLC0415
-    from core.evaluation.occlusion_recall import (compare_recall_by_opacity, hits_at_operating_point,  # noqa: PLC0415
-                                                  item_opacities, recall_table)
+    from core.evaluation.occlusion_recall import (compare_recall_by_opacity, found_in_split,  # noqa: PLC0415
+                                                  hits_at_operating_point, item_opacities, recall_table)
     from core.evaluation.prediction_cache import predictions_for  # noqa: PLC0415
     from core.evaluation.voc import match_images  # noqa: PLC0415
     from core.imaging.decode import ImageDecodeError  # noqa: PLC0415
@@ -56,10 +56,10 @@ def _run(args) -> int:
             raise ValueError("give --arm exactly twice, with two different names")
         # Read first: a missing or broken table should stop the run before hours of predicting.
         table = read_table(args.data, args.split) if args.by_opacity else None
-        scored, hits, thresholds, models = {}, {}, {}, {}
+        scored, hits, located, thresholds, models = {}, {}, {}, {}, {}
         items = None
         for name, paths in arms.items():
-            scored[name], hits[name], thresholds[name] = [], [], []
+            scored[name], hits[name], located[name], thresholds[name] = [], [], [], []
             for path in paths:
                 print(f"{name}: {path}", file=sys.stderr)
                 predictions = predictions_for(path, args.data, args.split, cache_dir=args.cache, device=args.device)
@@ -72,12 +72,14 @@ def _run(args) -> int:
                     found, threshold = hits_at_operating_point(predictions, outcomes, levels)
                     hits[name].append(found)
                     thresholds[name].append(threshold)
+                    located[name].append(found_in_split(predictions, 0.0))   # any score the cache kept
             models[name] = paths
         report = compare_arms(scored, rounds=args.rounds, seed=args.seed, confidence=args.confidence)
         if table is not None:
             strata = scored[next(iter(scored))][0].levels
             report["by_opacity"] = compare_recall_by_opacity(hits, *items, strata, rounds=args.rounds,
-                                                             seed=args.seed, confidence=args.confidence)
+                                                             seed=args.seed, confidence=args.confidence,
+                                                             located=located)
             report["by_opacity"]["thresholds"] = thresholds
     except (ModelFileError, AnnotationError, ImageDecodeError, ValueError, OSError) as exc:
         print(f"compare: error: {exc}", file=sys.stderr)

@@ -25,8 +25,8 @@ from core.evaluation.operating_point import operating_point
 from core.evaluation.voc import ImageOutcome, box_iou, evaluate_outcomes, greedy_assign
 from core.synth.occlusion import OL2_FROM, OL3_FROM
 
-# OL1 and OL2 as the generator's thresholds draw them; OL3 split where a knife under a laptop
-# (opacity ~0.5-0.7), under dense clutter (0.7-0.9) and under a battery or plate (> 0.9) fall.
+# OL1 and OL2 as the generator's thresholds draw them; OL3 split in three: moderate, heavy and
+# near-opaque cover (> 0.9: a battery or a steel plate, by core.synth.occlusion's scale).
 DEFAULT_EDGES: tuple[float, ...] = (0.0, OL2_FROM, OL3_FROM, 0.7, 0.9, 1.0)
 
 
@@ -56,8 +56,13 @@ def hits_at_operating_point(predictions, outcomes: Sequence[ImageOutcome],
     if point is None:
         raise ValueError("the split has no ground-truth items: no operating point to count recall at")
     threshold = float(point["threshold"])
+    return found_in_split(predictions, threshold), threshold
+
+
+def found_in_split(predictions, threshold: float) -> np.ndarray:
+    """``found_items`` of every image of a split's predictions, concatenated in image order."""
     found = [found_items(truth, det, threshold) for truth, det in zip(predictions.ground_truth, predictions.detections)]
-    return (np.concatenate(found) if found else np.zeros(0, dtype=bool)), threshold
+    return np.concatenate(found) if found else np.zeros(0, dtype=bool)
 
 
 def item_opacities(image_ids: Sequence[str], ground_truth: Sequence[Mapping[str, np.ndarray]],
@@ -100,11 +105,15 @@ def _recall_per_bin(hits: np.ndarray, item_weights: np.ndarray, one_hot: np.ndar
 
 def compare_recall_by_opacity(arms: Mapping[str, Sequence[np.ndarray]], opacities: np.ndarray, owners: np.ndarray,
                               image_levels: np.ndarray, *, edges: Sequence[float] = DEFAULT_EDGES,
-                              rounds: int = 2000, seed: int = 0, confidence: float = 0.95) -> dict:
+                              rounds: int = 2000, seed: int = 0, confidence: float = 0.95,
+                              located: Mapping[str, Sequence[np.ndarray]] | None = None) -> dict:
     """Per opacity bin: each arm's mean recall and first - second with two intervals (as compare_arms).
 
     ``arms``: name -> one hits array per seed (``found_items`` of every image, concatenated in the
     order of ``item_opacities``); ``image_levels``: each image's OL (0 for none), the bootstrap's strata.
+    ``located``, in the same form, the same items found at any score the detections kept: each
+    arm's mean per bin is reported beside the recall (no interval), to tell an item the detector
+    never boxes from one it boxes below the alarm threshold.
     """
     if len(arms) != 2:
         raise ValueError(f"compare exactly two arms, got {len(arms)}: {list(arms)}")
@@ -120,6 +129,11 @@ def compare_recall_by_opacity(arms: Mapping[str, Sequence[np.ndarray]], opacitie
     bins = bin_of(opacities, edges)
     one_hot = np.eye(len(edges) - 1)[bins]                           # items x bins
     point = [_recall_per_bin(m, np.ones(opacities.size), one_hot) for m in matrices]
+    if located is not None:
+        located_matrices = [np.array([np.asarray(h, dtype=np.float64) for h in located.get(n, ())]) for n in names]
+        if any(lm.shape != m.shape for lm, m in zip(located_matrices, matrices)):
+            raise ValueError("located needs, for each arm, one flag per item for each of its models")
+        located_point = [_recall_per_bin(lm, np.ones(opacities.size), one_hot) for lm in located_matrices]
     rng = np.random.default_rng(seed)
     images_only = np.empty((rounds, one_hot.shape[1]))
     both = np.empty_like(images_only)
@@ -142,6 +156,8 @@ def compare_recall_by_opacity(arms: Mapping[str, Sequence[np.ndarray]], opacitie
             "interval_images": percentile_interval(images_only[:, b], confidence),
             "interval_seeds_and_images": percentile_interval(both[:, b], confidence),
             "share_above_zero": float((finite > 0).mean()) if finite.size else math.nan})
+        if located is not None:
+            rows[-1]["located_any_score"] = {n: float(p[:, b].mean()) for n, p in zip(names, located_point)}
     return without_nan({"first_minus_second": f"{names[0]} - {names[1]}", "rounds": rounds, "seed": seed,
                          "confidence": confidence, "bins": rows})
 
@@ -152,7 +168,8 @@ def recall_table(report: dict) -> str:
     level = f"{report['confidence']:.0%}"
     lines = [f"item recall at each model's operating point by occluder opacity, {report['first_minus_second']}",
              f"{'opacity':<13}{'items':>7}{first:>12}{second:>12}{'difference':>12}{'pairs > 0':>11}"
-             f"{level + ' images':>20}{level + ' seeds+images':>24}"]
+             f"{level + ' images':>20}{level + ' seeds+images':>24}"
+             + (f"{'located at any score':>24}" if report["bins"] and "located_any_score" in report["bins"][0] else "")]
 
     def pct(value, form=".1f"):
         return "n/a" if value is None else f"{100 * value:{form}}"
@@ -163,5 +180,7 @@ def recall_table(report: dict) -> str:
                                                                         row["interval_seeds_and_images"])]
         lines.append(f"{f'{lo:.3f}-{hi:.3f}':<13}{row['items']:>7}{pct(row['recall'][first]['mean']):>12}"
                      f"{pct(row['recall'][second]['mean']):>12}{pct(row['difference'], '+.1f'):>12}"
-                     f"{row['seed_pairs_above_zero']:>11}{spans[0]:>20}{spans[1]:>24}")
+                     f"{row['seed_pairs_above_zero']:>11}{spans[0]:>20}{spans[1]:>24}"
+                     + (f"{pct(row['located_any_score'][first]) + ' / ' + pct(row['located_any_score'][second]):>24}"
+                        if "located_any_score" in row else ""))
     return "\n".join(lines)
