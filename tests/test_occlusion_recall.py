@@ -131,3 +131,34 @@ def test_compare_cli_by_opacity_reports_bins_and_stops_early_without_a_table(tmp
     assert cli_main(args) == 2
     assert "synth-occlusion" in capsys.readouterr().err
     assert not list((tmp_path / "cache").glob("*.npz"))     # refused before predicting anything
+
+
+def test_eval_cli_adds_recall_by_opacity_on_synthetic_data_and_survives_a_broken_table(tmp_path, capsys):
+    data = tmp_path / "data"
+    generate_dataset(data, 0, 5, seed=8, config=SceneConfig(width=320, height=250), progress=False)
+    torch.manual_seed(0)
+    model = tmp_path / "m.pt"
+    save_model(model, build_detector("fast", "none", input_size=(96, 128)).eval())
+    args = ["eval", "--data", str(data), "--model", str(model), "--device", "cpu"]
+    assert cli_main(args + ["--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["by_opacity"]
+    assert sum(row["items"] for row in report["bins"]) == sum(1 for _ in open(table_path(data, "test"))) - 1
+    assert list(report["thresholds"]) == ["operating point", "score >= 0.2", "score >= 0.1", "score >= 0"]
+    for row in report["bins"]:
+        if row["items"]:      # a lower threshold never boxes fewer items
+            recalls = [row["recall"][label] for label in ("score >= 0.2", "score >= 0.1", "score >= 0")]
+            assert recalls == sorted(recalls)
+    per_bag = report["boxes_per_image"]
+    assert per_bag["score >= 0.2"] <= per_bag["score >= 0.1"] <= per_bag["score >= 0"]
+    assert cli_main(args) == 0
+    assert "by occluder opacity" in capsys.readouterr().out
+
+    table_path(data, "test").write_text("image_id,label\n")      # broken: the AP is still printed
+    assert cli_main(args) == 0
+    captured = capsys.readouterr()
+    assert "no recall by occlusion" in captured.err and "mAP" in captured.out
+    assert "by occluder opacity" not in captured.out
+    table_path(data, "test").unlink()                          # real data has no table: no section, no warning
+    assert cli_main(args) == 0
+    captured = capsys.readouterr()
+    assert "by occluder opacity" not in captured.out and "warning" not in captured.err

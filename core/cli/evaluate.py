@@ -26,8 +26,10 @@ def register(sub) -> None:
 def _run(args) -> int:
     from core.data.opixray import AnnotationError  # noqa: PLC0415
     from core.evaluation.attention_focus import AttentionFocus, focus_table  # noqa: PLC0415
+    from core.evaluation.occlusion_recall import model_recall_table  # noqa: PLC0415
     from core.evaluation.reports import plot_all_pr_curves, result_summary  # noqa: PLC0415
-    from core.evaluation.runner import TEST_SCORE_THRESHOLD, evaluate_detector_on_dataset  # noqa: PLC0415
+    from core.evaluation.runner import TEST_SCORE_THRESHOLD, predict_split  # noqa: PLC0415
+    from core.evaluation.voc import evaluate_outcomes, match_images  # noqa: PLC0415
     from core.imaging.decode import ImageDecodeError  # noqa: PLC0415
     from core.inference.detector import Detector  # noqa: PLC0415
     from core.inference.modelfile import ModelFileError  # noqa: PLC0415
@@ -36,8 +38,11 @@ def _run(args) -> int:
         detector = Detector.load(args.model, device=args.device, expected_sha256=args.sha256,
                                  score_threshold=TEST_SCORE_THRESHOLD)
         focus = AttentionFocus() if detector.has_attention else None
-        result = evaluate_detector_on_dataset(detector, args.data, args.split, max_images=args.max_images,
-                                              attention_focus=focus)
+        predictions = predict_split(detector, args.data, args.split, max_images=args.max_images,
+                                    attention_focus=focus)
+        levels = predictions.levels if any(lv is not None for lv in predictions.levels) else None
+        outcomes, _ = match_images(predictions.ground_truth, predictions.detections, occlusion_levels=levels)
+        result = evaluate_outcomes(outcomes, levels)
     except (ModelFileError, AnnotationError, ImageDecodeError, ValueError, OSError) as exc:
         print(f"eval: error: {exc}", file=sys.stderr)
         if isinstance(exc, (AnnotationError, ImageDecodeError)):
@@ -51,11 +56,14 @@ def _run(args) -> int:
             print(f"wrote {path}", file=sys.stderr)
     # Empty for models without attention, and for an "edge_only" DOAM ablation, which makes no map.
     focus_summary = focus.summary() if focus is not None else {}
+    by_opacity = _recall_by_opacity(args, predictions, outcomes, levels)
     if args.json:
         payload = result.to_dict()
         payload["model"] = {"path": str(args.model), "model_id": detector.model_id}
         if focus_summary:
             payload["attention_focus"] = focus_summary
+        if by_opacity:
+            payload["by_opacity"] = by_opacity
         print(json.dumps(payload, indent=2))
     else:
         print(f"model {detector.model_id} on {args.data} ({args.split})\n")
@@ -64,4 +72,23 @@ def _run(args) -> int:
             print("\nAttention map (mean in [0, 1]) inside the ground-truth boxes, in a ring around them, "
                   "and over the whole image:\n")
             print(focus_table(focus_summary))
+        if by_opacity:
+            print("\nItems boxed (%) by occluder opacity, the share of the signal the rest of the bag removes "
+                  "over the item:\n")
+            print(model_recall_table(by_opacity))
     return 0
+
+
+def _recall_by_opacity(args, predictions, outcomes, levels) -> dict | None:
+    """Recall per occluder-opacity bin where the split has a per-item occlusion table (synthetic
+    data); a real dataset has none, and a broken table is reported without losing the evaluation."""
+    from core.evaluation.occlusion_recall import model_recall_by_opacity  # noqa: PLC0415
+    from core.synth.occlusion_table import read_table, table_path  # noqa: PLC0415
+
+    if not table_path(args.data, args.split).is_file():
+        return None
+    try:
+        return model_recall_by_opacity(predictions, outcomes, levels, read_table(args.data, args.split))
+    except (ValueError, OSError) as exc:
+        print(f"eval: warning: no recall by occlusion: {exc}", file=sys.stderr)
+        return None
