@@ -88,6 +88,17 @@ def test_a_broken_table_names_its_line(tmp_path, dataset, mutate, message):
         read_table(root, "test")
 
 
+def test_blank_lines_are_skipped_and_binary_garbage_is_a_clear_error(tmp_path, dataset):
+    root = tmp_path / "copy"
+    (root / "test").mkdir(parents=True)
+    text = table_path(dataset, "test").read_text()
+    table_path(root, "test").write_text(text + "\n\n")
+    assert read_table(root, "test") == read_table(dataset, "test")
+    table_path(root, "test").write_bytes(text.encode() + b"\x00\xff\xfe,1,2\n")
+    with pytest.raises(OcclusionTableError, match="not a readable CSV table"):
+        read_table(root, "test")
+
+
 def test_a_missing_table_says_how_to_make_one(tmp_path):
     with pytest.raises(OcclusionTableError, match="synth-occlusion"):
         read_table(tmp_path, "test")

@@ -79,13 +79,17 @@ def read_table(root: Path | str, split: str) -> dict[str, list[ItemOcclusion]]:
         raise OcclusionTableError(f"{path} does not exist: generate the dataset again, or write the table with "
                                   f"`python main.py synth-occlusion --data {root} --seed SEED`")
     items: dict[str, list[ItemOcclusion]] = {}
-    with open(path, newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or tuple(header) != COLUMNS:
-            raise OcclusionTableError(f"{path}: expected the header {','.join(COLUMNS)}, got {header}")
-        for number, row in enumerate(reader, start=2):
-            items.setdefault(row[0] if row else "", []).append(_parse_row(row, f"{path}, line {number}"))
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None or tuple(header) != COLUMNS:
+                raise OcclusionTableError(f"{path}: expected the header {','.join(COLUMNS)}, got {header}")
+            for row in reader:
+                if row:       # a blank line (an editor's trailing newline) holds no item
+                    items.setdefault(row[0], []).append(_parse_row(row, f"{path}, line {reader.line_num}"))
+    except (csv.Error, UnicodeDecodeError) as exc:    # NUL bytes, binary garbage: not a table
+        raise OcclusionTableError(f"{path}: not a readable CSV table: {exc}") from None
     return items
 
 
