@@ -6,12 +6,11 @@ import pytest
 import torch
 
 from core.cli import main as cli_main
-from core.evaluation.occlusion_recall import (bin_of, compare_recall_by_opacity, found_items, item_opacities,
-                                              recall_table)
+from core.evaluation.occlusion_recall import compare_recall_by_opacity, found_items, item_opacities, recall_table
 from core.inference.modelfile import save_model
 from core.models.build import build_detector
 from core.synth.generator import generate_dataset
-from core.synth.occlusion_table import ItemOcclusion, table_path
+from core.synth.occlusion_table import ItemOcclusion, bin_of, table_path
 from core.data.opixray import Box
 from core.synth.scene import SceneConfig
 

@@ -1,4 +1,6 @@
 """Per-item occlusion tables: written by the generator for both splits, replayed for old datasets."""
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,21 @@ def test_blank_lines_are_skipped_and_binary_garbage_is_a_clear_error(tmp_path, d
 def test_a_missing_table_says_how_to_make_one(tmp_path):
     with pytest.raises(OcclusionTableError, match="synth-occlusion"):
         read_table(tmp_path, "test")
+
+
+def test_dataset_stats_counts_items_by_opacity_when_a_table_exists(dataset, tmp_path, capsys):
+    assert main(["dataset", "stats", str(dataset), "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)["items_by_opacity"]
+    for split in ("train", "test"):
+        assert sum(table[split]) == sum(len(v) for v in read_table(dataset, split).values())
+    assert len(table["test"]) == len(table["edges"]) - 1
+    assert main(["dataset", "stats", str(dataset)]) == 0
+    assert "Items by occluder opacity" in capsys.readouterr().out
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    table_path(copy, "train").write_text("garbage\n")
+    table_path(copy, "test").unlink()
+    assert main(["dataset", "stats", str(copy), "--json"]) == 0       # the paper's tables still come
+    captured = capsys.readouterr()
+    assert "no items by occlusion for train" in captured.err and "items_by_opacity" not in json.loads(captured.out)

@@ -136,15 +136,45 @@ def _stats(args) -> int:
         return EXIT_FAILED
     scan = scan_dataset(args.dir, decode=False)
     stats = compute_stats(scan=scan)
+    by_opacity = _items_by_opacity(args.dir)
     if args.json:
-        json.dump({**stats.to_dict(), "problems_skipped": len(scan.errors)}, sys.stdout, indent=2)
+        json.dump({**stats.to_dict(), "problems_skipped": len(scan.errors), **by_opacity}, sys.stdout, indent=2)
         print()
     else:
         print(format_tables(stats))
+        if by_opacity:
+            print(_opacity_lines(by_opacity["items_by_opacity"]))
         if scan.errors:
             print(f"\n({len(scan.errors)} error(s) in the dataset; unusable lines were not counted. "
                   f"Run 'dataset check {args.dir}'.)")
     return EXIT_OK
+
+
+def _items_by_opacity(root: Path) -> dict:
+    """Items per occluder-opacity bin of each split with a per-item occlusion table (synthetic data),
+    as {"items_by_opacity": {"edges": [...], split: [counts]}}; {} when no split has one."""
+    from core.synth.occlusion_table import DEFAULT_EDGES, items_per_bin, table_path  # noqa: PLC0415
+
+    counts: dict = {}
+    for split in ("train", "test"):
+        if table_path(root, split).is_file():
+            try:
+                counts[split] = items_per_bin(root, split)
+            except (ValueError, OSError) as exc:
+                print(f"warning: no items by occlusion for {split}: {exc}", file=sys.stderr)
+    return {"items_by_opacity": {"edges": list(DEFAULT_EDGES), **counts}} if counts else {}
+
+
+def _opacity_lines(table: dict) -> str:
+    edges = table["edges"]
+    names = [f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(edges[:-1], edges[1:])]
+    lines = ["", "Items by occluder opacity (the share of the signal the rest of the bag removes over each item):",
+             f"{'split':<8}" + "".join(f"{n:>14}" for n in names)]
+    for split in ("train", "test"):
+        if split in table:
+            total = max(sum(table[split]), 1)
+            lines.append(f"{split:<8}" + "".join(f"{f'{c} ({100 * c / total:.1f}%)':>14}" for c in table[split]))
+    return "\n".join(lines)
 
 
 def _export(args) -> int:

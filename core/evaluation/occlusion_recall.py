@@ -24,11 +24,8 @@ from core.classes import CLASSES, CLASS_TO_INDEX
 from core.evaluation.bootstrap import percentile_interval, resample_images, without_nan
 from core.evaluation.operating_point import operating_point
 from core.evaluation.voc import ImageOutcome, box_iou, evaluate_outcomes, greedy_assign
-from core.synth.occlusion import OL2_FROM, OL3_FROM
+from core.synth.occlusion_table import DEFAULT_EDGES, bin_of
 
-# OL1 and OL2 as the generator's thresholds draw them; OL3 split in three: moderate, heavy and
-# near-opaque cover (> 0.9: a battery or a steel plate, by core.synth.occlusion's scale).
-DEFAULT_EDGES: tuple[float, ...] = (0.0, OL2_FROM, OL3_FROM, 0.7, 0.9, 1.0)
 
 
 def found_items(truth: Mapping[str, np.ndarray], detections: Mapping[str, np.ndarray], threshold: float,
@@ -87,14 +84,6 @@ def item_opacities(image_ids: Sequence[str], ground_truth: Sequence[Mapping[str,
         opacities += [item.opacity for item in items]
         owners += [index] * len(items)
     return np.array(opacities, dtype=np.float64), np.array(owners, dtype=np.int64)
-
-
-def bin_of(opacities: np.ndarray, edges: Sequence[float]) -> np.ndarray:
-    """Bin index of each opacity: [e0, e1), [e1, e2), ..., the last bin closed at its top."""
-    edges = np.asarray(edges, dtype=np.float64)
-    if edges.size < 2 or np.any(np.diff(edges) <= 0) or edges[0] > 0 or edges[-1] < 1:
-        raise ValueError(f"bin edges must rise from <= 0 to >= 1, got {list(edges)}")
-    return np.clip(np.searchsorted(edges, opacities, side="right") - 1, 0, edges.size - 2)
 
 
 def _recall_per_bin(hits: np.ndarray, item_weights: np.ndarray, one_hot: np.ndarray) -> np.ndarray:

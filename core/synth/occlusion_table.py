@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,11 @@ from tqdm import tqdm
 
 from core.data.opixray import Box, load_split
 
-from .occlusion import Occlusion
+from .occlusion import OL2_FROM, OL3_FROM, Occlusion
 
+# Bins of the opacity scale for reports: OL1 and OL2 as the thresholds draw them; OL3 split in three,
+# moderate, heavy and near-opaque cover (> 0.9: a battery or a steel plate, core.synth.occlusion).
+DEFAULT_EDGES: tuple[float, ...] = (0.0, OL2_FROM, OL3_FROM, 0.7, 0.9, 1.0)
 COLUMNS = ("image_id", "item", "label", "x1", "y1", "x2", "y2", "level", "opacity", "covered")
 
 
@@ -42,6 +46,20 @@ class ItemOcclusion:
     level: int
     opacity: float
     covered: float
+
+
+def bin_of(opacities: np.ndarray, edges: Sequence[float] = DEFAULT_EDGES) -> np.ndarray:
+    """Bin index of each opacity: [e0, e1), [e1, e2), ..., the last bin closed at its top."""
+    edges = np.asarray(edges, dtype=np.float64)
+    if edges.size < 2 or np.any(np.diff(edges) <= 0) or edges[0] > 0 or edges[-1] < 1:
+        raise ValueError(f"bin edges must rise from <= 0 to >= 1, got {list(edges)}")
+    return np.clip(np.searchsorted(edges, opacities, side="right") - 1, 0, edges.size - 2)
+
+
+def items_per_bin(root: Path | str, split: str, edges: Sequence[float] = DEFAULT_EDGES) -> list[int]:
+    """How many of a split's items fall in each opacity bin (read_table's errors if it cannot)."""
+    opacities = np.array([item.opacity for items in read_table(root, split).values() for item in items])
+    return np.bincount(bin_of(opacities, edges), minlength=len(edges) - 1).tolist()
 
 
 def table_path(root: Path | str, split: str) -> Path:
