@@ -122,3 +122,17 @@ def test_dataset_stats_counts_items_by_opacity_when_a_table_exists(dataset, tmp_
     assert main(["dataset", "stats", str(copy), "--json"]) == 0       # the paper's tables still come
     captured = capsys.readouterr()
     assert "no items by occlusion for train" in captured.err and "items_by_opacity" not in json.loads(captured.out)
+
+
+def test_a_scene_that_cannot_be_replayed_is_a_clear_error_and_writes_nothing(dataset, monkeypatch):
+    import core.synth.scene as scene
+
+    before = {split: table_path(dataset, split).read_bytes() for split in ("train", "test")}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cutter 'Scissor' has no visible material")
+
+    monkeypatch.setattr(scene, "compose_scene", broken)
+    with pytest.raises(OcclusionTableError, match="replaying it with seed 21 .*nothing was written"):
+        replay_occlusion(dataset, 21, (320, 250), progress=False)
+    assert {split: table_path(dataset, split).read_bytes() for split in before} == before

@@ -45,7 +45,7 @@ def _run(args) -> int:
     from core.evaluation.occlusion_recall import (compare_recall_by_opacity, found_in_split,  # noqa: PLC0415
                                                   hits_at_operating_point, item_opacities, recall_table)
     from core.evaluation.prediction_cache import predictions_for  # noqa: PLC0415
-    from core.evaluation.voc import match_images  # noqa: PLC0415
+    from core.evaluation.runner import evaluate_predictions  # noqa: PLC0415
     from core.imaging.decode import ImageDecodeError  # noqa: PLC0415
     from core.inference.modelfile import ModelFileError  # noqa: PLC0415
     from core.synth.occlusion_table import read_table  # noqa: PLC0415
@@ -63,13 +63,12 @@ def _run(args) -> int:
             for path in paths:
                 print(f"{name}: {path}", file=sys.stderr)
                 predictions = predictions_for(path, args.data, args.split, cache_dir=args.cache, device=args.device)
-                levels = predictions.levels if any(lv is not None for lv in predictions.levels) else None
-                outcomes, _ = match_images(predictions.ground_truth, predictions.detections, occlusion_levels=levels)
+                result, outcomes, _ = evaluate_predictions(predictions)
                 scored[name].append(ResamplableResult(outcomes, predictions.levels))
                 if table is not None:
                     if items is None:
                         items = item_opacities(predictions.image_ids, predictions.ground_truth, table)
-                    found, threshold = hits_at_operating_point(predictions, outcomes, levels)
+                    found, threshold = hits_at_operating_point(predictions, result)
                     hits[name].append(found)
                     thresholds[name].append(threshold)
                     located[name].append(found_in_split(predictions, 0.0))   # any score the cache kept

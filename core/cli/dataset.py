@@ -153,7 +153,7 @@ def _stats(args) -> int:
 def _items_by_opacity(root: Path) -> dict:
     """Items per occluder-opacity bin of each split with a per-item occlusion table (synthetic data),
     as {"items_by_opacity": {"edges": [...], split: [counts]}}; {} when no split has one."""
-    from core.synth.occlusion_table import DEFAULT_EDGES, items_per_bin, table_path  # noqa: PLC0415
+    from core.synth.occlusion_table import DEFAULT_EDGES, bin_names, items_per_bin, table_path  # noqa: PLC0415
 
     counts: dict = {}
     for split in ("train", "test"):
@@ -162,12 +162,11 @@ def _items_by_opacity(root: Path) -> dict:
                 counts[split] = items_per_bin(root, split)
             except (ValueError, OSError) as exc:
                 print(f"warning: no items by occlusion for {split}: {exc}", file=sys.stderr)
-    return {"items_by_opacity": {"edges": list(DEFAULT_EDGES), **counts}} if counts else {}
+    return {"items_by_opacity": {"edges": list(DEFAULT_EDGES), "bins": bin_names(DEFAULT_EDGES), **counts}} if counts else {}
 
 
 def _opacity_lines(table: dict) -> str:
-    edges = table["edges"]
-    names = [f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(edges[:-1], edges[1:])]
+    names = table["bins"]
     lines = ["", "Items by occluder opacity (the share of the signal the rest of the bag removes over each item):",
              f"{'split':<8}" + "".join(f"{n:>14}" for n in names)]
     for split in ("train", "test"):

@@ -28,8 +28,7 @@ def _run(args) -> int:
     from core.evaluation.attention_focus import AttentionFocus, focus_table  # noqa: PLC0415
     from core.evaluation.occlusion_recall import model_recall_table  # noqa: PLC0415
     from core.evaluation.reports import plot_all_pr_curves, result_summary  # noqa: PLC0415
-    from core.evaluation.runner import TEST_SCORE_THRESHOLD, predict_split  # noqa: PLC0415
-    from core.evaluation.voc import evaluate_outcomes, match_images  # noqa: PLC0415
+    from core.evaluation.runner import TEST_SCORE_THRESHOLD, evaluate_predictions, predict_split  # noqa: PLC0415
     from core.imaging.decode import ImageDecodeError  # noqa: PLC0415
     from core.inference.detector import Detector  # noqa: PLC0415
     from core.inference.modelfile import ModelFileError  # noqa: PLC0415
@@ -40,9 +39,7 @@ def _run(args) -> int:
         focus = AttentionFocus() if detector.has_attention else None
         predictions = predict_split(detector, args.data, args.split, max_images=args.max_images,
                                     attention_focus=focus)
-        levels = predictions.levels if any(lv is not None for lv in predictions.levels) else None
-        outcomes, _ = match_images(predictions.ground_truth, predictions.detections, occlusion_levels=levels)
-        result = evaluate_outcomes(outcomes, levels)
+        result = evaluate_predictions(predictions)[0]
     except (ModelFileError, AnnotationError, ImageDecodeError, ValueError, OSError) as exc:
         print(f"eval: error: {exc}", file=sys.stderr)
         if isinstance(exc, (AnnotationError, ImageDecodeError)):
@@ -56,7 +53,7 @@ def _run(args) -> int:
             print(f"wrote {path}", file=sys.stderr)
     # Empty for models without attention, and for an "edge_only" DOAM ablation, which makes no map.
     focus_summary = focus.summary() if focus is not None else {}
-    by_opacity = _recall_by_opacity(args, predictions, outcomes, levels)
+    by_opacity = _recall_by_opacity(args, predictions, result)
     if args.json:
         payload = result.to_dict()
         payload["model"] = {"path": str(args.model), "model_id": detector.model_id}
@@ -79,7 +76,7 @@ def _run(args) -> int:
     return 0
 
 
-def _recall_by_opacity(args, predictions, outcomes, levels) -> dict | None:
+def _recall_by_opacity(args, predictions, result) -> dict | None:
     """Recall per occluder-opacity bin where the split has a per-item occlusion table (synthetic
     data); a real dataset has none, and a broken table is reported without losing the evaluation."""
     from core.evaluation.occlusion_recall import model_recall_by_opacity  # noqa: PLC0415
@@ -88,7 +85,7 @@ def _recall_by_opacity(args, predictions, outcomes, levels) -> dict | None:
     if not table_path(args.data, args.split).is_file():
         return None
     try:
-        return model_recall_by_opacity(predictions, outcomes, levels, read_table(args.data, args.split))
+        return model_recall_by_opacity(predictions, result, read_table(args.data, args.split))
     except (ValueError, OSError) as exc:
         print(f"eval: warning: no recall by occlusion: {exc}", file=sys.stderr)
         return None

@@ -23,8 +23,8 @@ import numpy as np
 from core.classes import CLASSES, CLASS_TO_INDEX
 from core.evaluation.bootstrap import percentile_interval, resample_images, without_nan
 from core.evaluation.operating_point import operating_point
-from core.evaluation.voc import ImageOutcome, box_iou, evaluate_outcomes, greedy_assign
-from core.synth.occlusion_table import DEFAULT_EDGES, bin_of
+from core.evaluation.voc import EvalResult, box_iou, greedy_assign
+from core.synth.occlusion_table import DEFAULT_EDGES, bin_names, bin_of
 
 
 
@@ -46,11 +46,10 @@ def found_items(truth: Mapping[str, np.ndarray], detections: Mapping[str, np.nda
     return found
 
 
-def hits_at_operating_point(predictions, outcomes: Sequence[ImageOutcome],
-                            levels: Sequence[int | None] | None) -> tuple[np.ndarray, float]:
+def hits_at_operating_point(predictions, result: EvalResult) -> tuple[np.ndarray, float]:
     """(found flag of every item of a split, the threshold used): a model's own operating point,
-    measured on these same predictions (``outcomes``: their ``match_images``)."""
-    point = operating_point(evaluate_outcomes(outcomes, levels))
+    measured on these same predictions (``result``: their evaluation, runner.evaluate_predictions)."""
+    point = operating_point(result)
     if point is None:
         raise ValueError("the split has no ground-truth items: no operating point to count recall at")
     threshold = float(point["threshold"])
@@ -86,6 +85,13 @@ def item_opacities(image_ids: Sequence[str], ground_truth: Sequence[Mapping[str,
     return np.array(opacities, dtype=np.float64), np.array(owners, dtype=np.int64)
 
 
+def _stack(flags_per_model: Sequence[np.ndarray]) -> np.ndarray:
+    """models x items, as floats (weighted sums need no conversion); 0 x 0 for no models."""
+    if len(flags_per_model) == 0:
+        return np.zeros((0, 0))
+    return np.array([np.asarray(f, dtype=np.float64) for f in flags_per_model]).reshape(len(flags_per_model), -1)
+
+
 def _recall_per_bin(hits: np.ndarray, item_weights: np.ndarray, one_hot: np.ndarray) -> np.ndarray:
     """models x bins recall, items weighted (a bin with no weight is NaN)."""
     total = item_weights @ one_hot
@@ -110,8 +116,7 @@ def compare_recall_by_opacity(arms: Mapping[str, Sequence[np.ndarray]], opacitie
     if rounds < 100:
         raise ValueError(f"rounds must be at least 100 for a percentile interval, got {rounds}")
     names = list(arms)
-    matrices = [np.array([np.asarray(h, dtype=np.float64) for h in arms[n]]).reshape(len(arms[n]), -1)
-                for n in names]
+    matrices = [_stack(arms[n]) for n in names]
     for name, matrix in zip(names, matrices):
         if matrix.shape[0] == 0 or matrix.shape[1] != opacities.size:
             raise ValueError(f"arm {name!r}: needs at least one model with one hit flag per item "
@@ -120,7 +125,7 @@ def compare_recall_by_opacity(arms: Mapping[str, Sequence[np.ndarray]], opacitie
     one_hot = np.eye(len(edges) - 1)[bins]                           # items x bins
     point = [_recall_per_bin(m, np.ones(opacities.size), one_hot) for m in matrices]
     if located is not None:
-        located_matrices = [np.array([np.asarray(h, dtype=np.float64) for h in located.get(n, ())]) for n in names]
+        located_matrices = [_stack(located.get(n, ())) for n in names]
         if any(lm.shape != m.shape for lm, m in zip(located_matrices, matrices)):
             raise ValueError("located needs, for each arm, one flag per item for each of its models")
         located_point = [_recall_per_bin(lm, np.ones(opacities.size), one_hot) for lm in located_matrices]
@@ -165,10 +170,9 @@ def recall_table(report: dict) -> str:
         return "n/a" if value is None else f"{100 * value:{form}}"
 
     for row in report["bins"]:
-        lo, hi = row["opacity"]
         spans = [f"[{pct(i[0], '+.1f')}, {pct(i[1], '+.1f')}]" for i in (row["interval_images"],
                                                                         row["interval_seeds_and_images"])]
-        lines.append(f"{f'{lo:.3f}-{hi:.3f}':<13}{row['items']:>7}{pct(row['recall'][first]['mean']):>12}"
+        lines.append(f"{bin_names(row['opacity'])[0]:<13}{row['items']:>7}{pct(row['recall'][first]['mean']):>12}"
                      f"{pct(row['recall'][second]['mean']):>12}{pct(row['difference'], '+.1f'):>12}"
                      f"{row['seed_pairs_above_zero']:>11}{spans[0]:>20}{spans[1]:>24}"
                      + (f"{pct(row['located_any_score'][first]) + ' / ' + pct(row['located_any_score'][second]):>24}"
@@ -181,14 +185,14 @@ def recall_table(report: dict) -> str:
 EXTRA_THRESHOLDS: tuple[float, ...] = (0.2, 0.1, 0.0)
 
 
-def model_recall_by_opacity(predictions, outcomes: Sequence[ImageOutcome], levels: Sequence[int | None] | None,
-                            table: Mapping[str, Sequence], *, edges: Sequence[float] = DEFAULT_EDGES,
+def model_recall_by_opacity(predictions, result: EvalResult, table: Mapping[str, Sequence], *,
+                            edges: Sequence[float] = DEFAULT_EDGES,
                             thresholds: Sequence[float] = EXTRA_THRESHOLDS) -> dict:
     """One model: per opacity bin, the share of items boxed at its operating point and at each of
     ``thresholds``, and how many boxes a bag gets at each (what a lower alarm would cost)."""
     opacities, _ = item_opacities(predictions.image_ids, predictions.ground_truth, table)
     bins = bin_of(opacities, edges)
-    found, operating = hits_at_operating_point(predictions, outcomes, levels)
+    found, operating = hits_at_operating_point(predictions, result)
     columns = [("operating point", operating, found)]
     columns += [(f"score >= {t:g}", t, found_in_split(predictions, t)) for t in thresholds]
     rows = []
@@ -209,8 +213,7 @@ def model_recall_table(report: dict) -> str:
               for label in labels]
     lines = [f"{'opacity':<13}{'items':>7}" + "".join(f"{t:>24}" for t in titles)]
     for row in report["bins"]:
-        lo, hi = row["opacity"]
         cells = ["n/a" if row["recall"][label] is None else f"{100 * row['recall'][label]:.1f}" for label in labels]
-        lines.append(f"{f'{lo:.3f}-{hi:.3f}':<13}{row['items']:>7}" + "".join(f"{c:>24}" for c in cells))
+        lines.append(f"{bin_names(row['opacity'])[0]:<13}{row['items']:>7}" + "".join(f"{c:>24}" for c in cells))
     lines.append(f"{'boxes per bag':<20}" + "".join(f"{report['boxes_per_image'][label]:>24.1f}" for label in labels))
     return "\n".join(lines)

@@ -17,7 +17,7 @@ import numpy as np
 from core.data.opixray import load_split
 from core.evaluation.attention_focus import AttentionFocus
 from core.evaluation.operating_point import operating_point
-from core.evaluation.voc import EvalResult, evaluate_detections
+from core.evaluation.voc import EvalResult, ImageOutcome, evaluate_outcomes, match_images
 from core.imaging.decode import read_image
 
 log = logging.getLogger(__name__)
@@ -80,10 +80,16 @@ def evaluate_detector_on_dataset(detector, root: str | Path, split: str = "test"
     """Predict every image of a split (or its first ``max_images``) and evaluate per class and OL."""
     predictions = predict_split(detector, root, split, max_images=max_images, batch_size=batch_size,
                                 attention_focus=attention_focus)
-    levels = predictions.levels
-    has_levels = any(level is not None for level in levels)
-    return evaluate_detections(predictions.ground_truth, predictions.detections,
-                               occlusion_levels=levels if has_levels else None)
+    return evaluate_predictions(predictions)[0]
+
+
+def evaluate_predictions(predictions: SplitPredictions
+                         ) -> tuple[EvalResult, list[ImageOutcome], list[int | None] | None]:
+    """(AP per class and OL, each image's matched detections, the OL levels or None when the split
+    has none): matched once, for callers that also resample or count the outcomes."""
+    levels = predictions.levels if any(level is not None for level in predictions.levels) else None
+    outcomes, _ = match_images(predictions.ground_truth, predictions.detections, occlusion_levels=levels)
+    return evaluate_outcomes(outcomes, levels), outcomes, levels
 
 
 def summarise(result: EvalResult) -> dict:

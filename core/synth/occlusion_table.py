@@ -56,6 +56,11 @@ def bin_of(opacities: np.ndarray, edges: Sequence[float] = DEFAULT_EDGES) -> np.
     return np.clip(np.searchsorted(edges, opacities, side="right") - 1, 0, edges.size - 2)
 
 
+def bin_names(edges: Sequence[float] = DEFAULT_EDGES) -> list[str]:
+    """'0.000-0.245', ... : each bin's label in the reports."""
+    return [f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(edges[:-1], edges[1:])]
+
+
 def items_per_bin(root: Path | str, split: str, edges: Sequence[float] = DEFAULT_EDGES) -> list[int]:
     """How many of a split's items fall in each opacity bin (read_table's errors if it cannot)."""
     opacities = np.array([item.opacity for items in read_table(root, split).values() for item in items])
@@ -149,8 +154,13 @@ def replay_occlusion(root: Path | str, seed: int, size: tuple[int, int] = (1225,
         for sample in tqdm(samples[split], desc=f"replay {split}", unit="scene", file=sys.stderr,
                            disable=not progress):
             index = _index_of(sample.image_id, first_number[split], split)
-            scene = compose_scene(np.random.default_rng(image_seed(seed, split, index)), config, catalogue,
-                                  render_image=False)
+            try:
+                scene = compose_scene(np.random.default_rng(image_seed(seed, split, index)), config, catalogue,
+                                      render_image=False)
+            except (RuntimeError, ValueError) as exc:   # e.g. a --size the scenes cannot be laid out in
+                raise OcclusionTableError(f"{split} image {sample.image_id}: replaying it with seed {seed} at "
+                                          f"{size[0]}x{size[1]} failed ({exc}): wrong seed or size? "
+                                          f"nothing was written") from None
             replayed = [Box(label, *box) for label, box in zip(scene.labels, scene.boxes)]
             if replayed != list(sample.boxes):
                 raise OcclusionTableError(

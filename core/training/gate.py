@@ -37,8 +37,7 @@ from typing import Any
 from core.classes import CLASSES
 from core.data.opixray import load_split
 from core.evaluation.bootstrap import ResamplableResult, compare_arms
-from core.evaluation.runner import TEST_SCORE_THRESHOLD, predict_samples, summarise
-from core.evaluation.voc import evaluate_outcomes, match_images
+from core.evaluation.runner import TEST_SCORE_THRESHOLD, evaluate_predictions, predict_samples, summarise
 from core.store import audit
 from core.store.hard_samples import compare
 from core.store.permissions import load_actor, require
@@ -124,9 +123,8 @@ def score_detector(detector, root: str | Path, split: str = "test", *, alarm_thr
     if not samples:
         return None
     predicted = predict_samples(detector, samples)
-    levels = predicted.levels if any(level is not None for level in predicted.levels) else None
-    outcomes, _ = match_images(predicted.ground_truth, predicted.detections, occlusion_levels=levels)
-    scores = summarise(evaluate_outcomes(outcomes, levels))
+    result, outcomes, _ = evaluate_predictions(predicted)
+    scores = summarise(result)
     counts = {"missed": 0, "false_alarm": 0, "wrong_class": 0, "poor_box": 0}
     items = 0
     per_class = {name: 0 for name in scores["ap"]}
