@@ -112,9 +112,10 @@ def test_compare_cli_by_opacity_reports_bins_and_stops_early_without_a_table(tmp
         save_model(path, build_detector("fast", "none", input_size=(96, 128)).eval())
         paths.append(str(path))
     args = ["compare", "--data", str(data), "--arm", f"a={paths[0]}", "--arm", f"b={paths[1]}", "--rounds", "100",
-            "--device", "cpu", "--by-opacity", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "r.json")]
+            "--device", "cpu", "--by-opacity", "--alarms", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "r.json")]
     assert cli_main(args) == 0
-    assert "item recall at each model's operating point" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "item recall at each model's operating point" in out and "false alarms / bag" in out
     report = json.loads((tmp_path / "r.json").read_text(), parse_constant=pytest.fail)
     bins = report["by_opacity"]["bins"]
     assert sum(row["items"] for row in bins) == sum(1 for _ in open(table_path(data, "test"))) - 1
@@ -123,6 +124,13 @@ def test_compare_cli_by_opacity_reports_bins_and_stops_early_without_a_table(tmp
         if row["items"]:
             for arm in ("a", "b"):    # an item found at the operating point is found at any score
                 assert row["located_any_score"][arm] >= row["recall"][arm]["mean"]
+    # Two routes to the same items boxed (found_items per item, the alarm counts per image) agree.
+    overall = {r["measure"]: r for r in report["alarms_by_level"]["rows"] if r["images"] == "all"}
+    for arm in ("a", "b"):
+        per_bin = sum(row["recall"][arm]["mean"] * row["items"] for row in bins if row["items"])
+        assert overall["recall"]["mean"][arm] == pytest.approx(per_bin / sum(row["items"] for row in bins))
+    assert report["alarms_by_level"]["thresholds"] == {arm: report["by_opacity"]["thresholds"][arm]
+                                                       for arm in ("a", "b")}
 
     table_path(data, "test").unlink()
     for cached in (tmp_path / "cache").glob("*.npz"):

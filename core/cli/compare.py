@@ -25,6 +25,9 @@ def register(sub) -> None:
     p.add_argument("--by-opacity", action="store_true",
                    help="also compare item recall per occluder-opacity bin, at each model's operating point "
                         "(synthetic data: needs the split's per-item occlusion table, core/evaluation/occlusion_recall.py)")
+    p.add_argument("--alarms", action="store_true",
+                   help="also compare, per occlusion level, the share of items boxed, the false alarms per bag "
+                        "and the precision at each model's operating point (core/evaluation/alarms_by_level.py)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--out", metavar="FILE", help="also write the report as JSON to FILE")
     p.set_defaults(func=_run)
@@ -41,10 +44,12 @@ def parse_arm(text: str) -> tuple[str, list[str]]:
 
 def _run(args) -> int:
     from core.data.opixray import AnnotationError  # noqa: PLC0415
+    from core.evaluation.alarms_by_level import alarm_counts, alarms_table, compare_alarms_by_level  # noqa: PLC0415
     from core.evaluation.bootstrap import ResamplableResult, compare_arms, comparison_table  # noqa: PLC0415
     from core.evaluation.occlusion_recall import (compare_recall_by_opacity, found_in_split,  # noqa: PLC0415
                                                   hits_at_operating_point, item_opacities, recall_table)
     from core.evaluation.prediction_cache import predictions_for  # noqa: PLC0415
+    from core.evaluation.operating_point import operating_point  # noqa: PLC0415
     from core.evaluation.runner import evaluate_predictions  # noqa: PLC0415
     from core.imaging.decode import ImageDecodeError  # noqa: PLC0415
     from core.inference.modelfile import ModelFileError  # noqa: PLC0415
@@ -56,15 +61,23 @@ def _run(args) -> int:
             raise ValueError("give --arm exactly twice, with two different names")
         # Read first: a missing or broken table should stop the run before hours of predicting.
         table = read_table(args.data, args.split) if args.by_opacity else None
-        scored, hits, located, thresholds, models = {}, {}, {}, {}, {}
+        scored, hits, located, thresholds, models, alarms, alarm_points = {}, {}, {}, {}, {}, {}, {}
         items = None
         for name, paths in arms.items():
             scored[name], hits[name], located[name], thresholds[name] = [], [], [], []
+            alarms[name], alarm_points[name] = [], []
             for path in paths:
                 print(f"{name}: {path}", file=sys.stderr)
                 predictions = predictions_for(path, args.data, args.split, cache_dir=args.cache, device=args.device)
                 result, outcomes, _ = evaluate_predictions(predictions)
                 scored[name].append(ResamplableResult(outcomes, predictions.levels))
+                if args.alarms:
+                    point = operating_point(result)
+                    if point is None:
+                        raise ValueError(f"{args.data}: the {args.split} split has no ground-truth items: "
+                                         "no operating point to count alarms at")
+                    alarms[name].append(alarm_counts(outcomes, point["threshold"]))
+                    alarm_points[name].append(point["threshold"])
                 if table is not None:
                     if items is None:
                         items = item_opacities(predictions.image_ids, predictions.ground_truth, table)
@@ -80,6 +93,10 @@ def _run(args) -> int:
                                                              seed=args.seed, confidence=args.confidence,
                                                              located=located)
             report["by_opacity"]["thresholds"] = thresholds
+        if args.alarms:
+            report["alarms_by_level"] = compare_alarms_by_level(
+                alarms, scored[next(iter(scored))][0].levels, thresholds=alarm_points, rounds=args.rounds,
+                seed=args.seed, confidence=args.confidence)
     except (ModelFileError, AnnotationError, ImageDecodeError, ValueError, OSError) as exc:
         print(f"compare: error: {exc}", file=sys.stderr)
         return 2
@@ -95,5 +112,7 @@ def _run(args) -> int:
         print(comparison_table(report))
         if "by_opacity" in report:
             print("\n" + recall_table(report["by_opacity"]))
+        if "alarms_by_level" in report:
+            print("\n" + alarms_table(report["alarms_by_level"]))
     return 0
 

@@ -24,7 +24,7 @@ on the uncertainty, not as a test at the stated level.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,8 +135,6 @@ def compare_arms(arms: Mapping[str, Sequence[ResamplableResult]], *, rounds: int
     """
     if len(arms) != 2:
         raise ValueError(f"compare exactly two arms, got {len(arms)}: {list(arms)}")
-    if rounds < 100:
-        raise ValueError(f"rounds must be at least 100 for a percentile interval, got {rounds}")
     if not 0.5 <= confidence < 1.0:
         raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
     names = list(arms)
@@ -152,17 +150,10 @@ def compare_arms(arms: Mapping[str, Sequence[ResamplableResult]], *, rounds: int
     metric_names = METRICS_WITH_LEVELS if reference.has_levels else ("map",)
 
     point = [[r.metrics() for r in members] for members in results]
-    rng = np.random.default_rng(seed)
-    images_only = {m: np.empty(rounds) for m in metric_names}
-    both = {m: np.empty(rounds) for m in metric_names}
-    for k in range(rounds):
-        weights = resample_images(reference.levels, rng)
-        scored = [[r.metrics(weights) for r in members] for members in results]
-        picks = [rng.integers(len(members), size=len(members)) for members in results]
-        for m in metric_names:
-            per_arm = [np.array([s[m] for s in arm]) for arm in scored]
-            images_only[m][k] = per_arm[0].mean() - per_arm[1].mean()
-            both[m][k] = per_arm[0][picks[0]].mean() - per_arm[1][picks[1]].mean()
+
+    def arm_values(weights: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(np.array([[s[m] for m in metric_names] for s in (r.metrics(weights) for r in members)])
+                     for members in results)
 
     def arm_summary(name: str, members_point: list[dict]) -> dict:
         values = {m: np.array([p[m] for p in members_point]) for m in metric_names}
@@ -171,23 +162,47 @@ def compare_arms(arms: Mapping[str, Sequence[ResamplableResult]], *, rounds: int
                 "sd": {m: float(v.std(ddof=1)) if v.size > 1 else math.nan for m, v in values.items()}}
 
     summaries = [arm_summary(n, p) for n, p in zip(names, point)]
-    difference = {}
-    for m in metric_names:
-        finite = both[m][np.isfinite(both[m])]
-        pairs = np.subtract.outer(*(np.array([p[m] for p in arm]) for arm in point))
-        difference[m] = {
-            "point": summaries[0]["mean"][m] - summaries[1]["mean"][m],
-            # every seed of one arm against every seed of the other, on the whole split
-            "seed_pairs_above_zero": f"{int((pairs > 0).sum())} of {pairs.size}",
-            "interval_images": percentile_interval(images_only[m], confidence),
-            "interval_seeds_and_images": percentile_interval(both[m], confidence),
-            "share_above_zero": float((finite > 0).mean()) if finite.size else math.nan,
-        }
+    rows = paired_differences(arm_values, reference.levels, rounds=rounds, seed=seed, confidence=confidence)
+    difference = {m: {"point": row.pop("difference"), **row} for m, row in zip(metric_names, rows)}
     return without_nan({
         "arms": summaries, "difference": difference, "first_minus_second": f"{names[0]} - {names[1]}",
         "rounds": rounds, "seed": seed, "confidence": confidence, "num_images": reference.num_images,
         "images_per_level": {f"OL{lv}": int((reference.levels == lv).sum())
                              for lv in OCCLUSION_LEVELS if reference.has_levels}})
+
+
+def paired_differences(arm_values: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], levels: np.ndarray, *,
+                       rounds: int, seed: int, confidence: float) -> list[dict]:
+    """``compare_arms``' two-level bootstrap for any per-model metrics computed from image weights.
+
+    ``arm_values(weights)`` gives the two arms' metrics under one weighting of the test images
+    (each a seeds x metrics array, NaN where a metric is undefined). Returns, per metric column,
+    the point difference of the arms' means, in how many seed pairings it is > 0, the images-only
+    and seeds + images intervals and the share of rounds above zero, read as compare's.
+    """
+    if rounds < 100:
+        raise ValueError(f"rounds must be at least 100 for a percentile interval, got {rounds}")
+    levels = np.asarray(levels)
+    first, second = (np.asarray(a, dtype=np.float64) for a in arm_values(np.ones(levels.size)))
+    rng = np.random.default_rng(seed)
+    images_only = np.empty((rounds, first.shape[1]))
+    both = np.empty_like(images_only)
+    with np.errstate(invalid="ignore"):
+        for k in range(rounds):
+            a, b = arm_values(resample_images(levels, rng))
+            picks = [rng.integers(len(a), size=len(a)), rng.integers(len(b), size=len(b))]
+            images_only[k] = a.mean(axis=0) - b.mean(axis=0)
+            both[k] = a[picks[0]].mean(axis=0) - b[picks[1]].mean(axis=0)
+    rows = []
+    for m in range(first.shape[1]):
+        finite = both[:, m][np.isfinite(both[:, m])]
+        pairs = np.subtract.outer(first[:, m], second[:, m])
+        rows.append({"difference": float(first[:, m].mean() - second[:, m].mean()),
+                     "seed_pairs_above_zero": f"{int((pairs > 0).sum())} of {pairs.size}",
+                     "interval_images": percentile_interval(images_only[:, m], confidence),
+                     "interval_seeds_and_images": percentile_interval(both[:, m], confidence),
+                     "share_above_zero": float((finite > 0).mean()) if finite.size else math.nan})
+    return rows
 
 
 def without_nan(value):

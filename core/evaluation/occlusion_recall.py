@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from core.classes import CLASSES, CLASS_TO_INDEX
-from core.evaluation.bootstrap import percentile_interval, resample_images, without_nan
+from core.evaluation.bootstrap import paired_differences, without_nan
 from core.evaluation.operating_point import operating_point
 from core.evaluation.voc import EvalResult, box_iou, greedy_assign
 from core.synth.occlusion_table import DEFAULT_EDGES, bin_names, bin_of
@@ -113,8 +113,6 @@ def compare_recall_by_opacity(arms: Mapping[str, Sequence[np.ndarray]], opacitie
     """
     if len(arms) != 2:
         raise ValueError(f"compare exactly two arms, got {len(arms)}: {list(arms)}")
-    if rounds < 100:
-        raise ValueError(f"rounds must be at least 100 for a percentile interval, got {rounds}")
     names = list(arms)
     matrices = [_stack(arms[n]) for n in names]
     for name, matrix in zip(names, matrices):
@@ -129,28 +127,16 @@ def compare_recall_by_opacity(arms: Mapping[str, Sequence[np.ndarray]], opacitie
         if any(lm.shape != m.shape for lm, m in zip(located_matrices, matrices)):
             raise ValueError("located needs, for each arm, one flag per item for each of its models")
         located_point = [_recall_per_bin(lm, np.ones(opacities.size), one_hot) for lm in located_matrices]
-    rng = np.random.default_rng(seed)
-    images_only = np.empty((rounds, one_hot.shape[1]))
-    both = np.empty_like(images_only)
-    for k in range(rounds):
-        item_weights = resample_images(np.asarray(image_levels), rng)[owners]
-        recall = [_recall_per_bin(m, item_weights, one_hot) for m in matrices]
-        picks = [rng.integers(len(m), size=len(m)) for m in matrices]
-        images_only[k] = recall[0].mean(axis=0) - recall[1].mean(axis=0)
-        both[k] = recall[0][picks[0]].mean(axis=0) - recall[1][picks[1]].mean(axis=0)
+    differences = paired_differences(
+        lambda weights: tuple(_recall_per_bin(m, weights[owners], one_hot) for m in matrices),
+        image_levels, rounds=rounds, seed=seed, confidence=confidence)
     rows = []
-    for b in range(one_hot.shape[1]):
-        pairs = np.subtract.outer(point[0][:, b], point[1][:, b])
-        finite = both[:, b][np.isfinite(both[:, b])]
+    for b, difference in enumerate(differences):
         rows.append({
             "opacity": [float(edges[b]), float(edges[b + 1])], "items": int(one_hot[:, b].sum()),
             "recall": {n: {"mean": float(p[:, b].mean()), "seeds": [float(v) for v in p[:, b]]}
                        for n, p in zip(names, point)},
-            "difference": float(point[0][:, b].mean() - point[1][:, b].mean()),
-            "seed_pairs_above_zero": f"{int((pairs > 0).sum())} of {pairs.size}",
-            "interval_images": percentile_interval(images_only[:, b], confidence),
-            "interval_seeds_and_images": percentile_interval(both[:, b], confidence),
-            "share_above_zero": float((finite > 0).mean()) if finite.size else math.nan})
+            **difference})
         if located is not None:
             rows[-1]["located_any_score"] = {n: float(p[:, b].mean()) for n, p in zip(names, located_point)}
     return without_nan({"first_minus_second": f"{names[0]} - {names[1]}", "rounds": rounds, "seed": seed,
