@@ -38,6 +38,12 @@ def register(sub) -> None:
                         "scale) around random items, instead of whole images; a multiple of 32, e.g. 256")
     p.add_argument("--negative-share", type=float, default=0.2,
                    help="with --crop: share of crops holding no item (hard negatives)")
+    p.add_argument("--occluded-repeat", type=int, default=1, metavar="K",
+                   help="show each training scene holding an item under cover of opacity >= --occluded-from K "
+                        "times an epoch (synthetic data: needs the split's occlusion table; 1: off)")
+    p.add_argument("--occluded-from", type=float, default=0.505, metavar="OPACITY",
+                   help="with --occluded-repeat: the occluder opacity from which a scene is over-sampled "
+                        "(default 0.505, where OL3 starts)")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pool-capacity", type=int, default=16, help="entries kept by the sample pool per cycle")

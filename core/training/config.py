@@ -47,6 +47,10 @@ class TrainConfig:
     # model's input size (the inference scale) instead of whole images; None = whole images.
     crop: int | None = None
     negative_share: float = 0.2            # share of crops holding no object (hard negatives)
+    # Over-sample occluded scenes (core.data.oversample; synthetic data with an occlusion table):
+    # a scene with an item under cover of opacity >= occluded_from appears occluded_repeat times an epoch.
+    occluded_repeat: int = 1
+    occluded_from: float = 0.505           # OL3's lower edge (core.synth.occlusion)
     workers: int = 2                       # data-loading processes
     seed: int = 0
     # Over-sampling pool (paper Sec. IV-B). Threshold None: every entry competes on loss alone,
@@ -86,6 +90,9 @@ class TrainConfig:
             raise ValueError(f"--crop must be a positive multiple of 32 (the detector's stride), got {self.crop}")
         if not 0.0 <= self.negative_share < 1.0:
             raise ValueError(f"--negative-share must be in [0, 1), got {self.negative_share}")
+        if self.occluded_repeat < 1 or not 0.0 < self.occluded_from <= 1.0:
+            raise ValueError(f"--occluded-repeat must be >= 1 and --occluded-from in (0, 1], got "
+                             f"{self.occluded_repeat} and {self.occluded_from}")
         if self.curve_every_min is not None and not self.curve_data:
             raise ValueError("--curve-every needs --curve-data (a held-out dataset)")
 

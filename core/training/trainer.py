@@ -94,6 +94,8 @@ class Trainer:
                                negative_share=cfg.negative_share, flips=cfg.augment)
         else:
             base = OPIXrayDataset(cfg.data, "train", transforms=default_transforms(train=cfg.augment, size=size))
+        if cfg.occluded_repeat > 1:
+            base = self._over_sample_occluded(base)
         self.dataset = SeededDataset(base, cfg.seed)
         if len(self.dataset) == 0:
             raise ValueError(f"{cfg.data}: the train split has no images")
@@ -122,6 +124,19 @@ class Trainer:
         self.runlog = RunLog(self.run_dir, enabled=self.dist.is_main)
         self.state = TrainState(next_curve_seconds=(cfg.curve_every_min or 0) * 60)
         self._resume_if_possible()
+
+    def _over_sample_occluded(self, base):
+        """``base`` with its occluded scenes repeated (core.data.oversample), from the split's table."""
+        from core.data.oversample import RepeatedScenes, scene_repeats  # noqa: PLC0415
+        from core.synth.occlusion_table import read_table  # noqa: PLC0415
+
+        cfg = self.cfg
+        repeats = scene_repeats(base.samples, read_table(cfg.data, "train"), cfg.occluded_from, cfg.occluded_repeat)
+        repeated = RepeatedScenes(base, repeats)
+        log.info("over-sampling occluded scenes: %d of %d scenes hold an item under opacity >= %.3f, each shown "
+                 "%d times an epoch (%d draws)", int((repeats > 1).sum()), len(repeats), cfg.occluded_from,
+                 cfg.occluded_repeat, len(repeated))
+        return repeated
 
     def _model_from_file(self) -> torch.nn.Module:
         """The network and weights of ``init_from`` (verified), to train further."""

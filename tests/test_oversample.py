@@ -1,0 +1,85 @@
+"""Over-sampling occluded training scenes (core.data.oversample) and the trainer's --occluded-repeat."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.data.crops import CropDataset
+from core.data.opixray import load_split
+from core.data.oversample import RepeatedScenes, scene_repeats
+from core.synth.generator import generate_dataset
+from core.synth.occlusion_table import OcclusionTableError, read_table, table_path
+from core.synth.scene import SceneConfig
+from core.training.config import TrainConfig
+from core.training.trainer import Trainer
+
+SMALL = {"input_size": [160, 192], "widths": [8, 8, 16, 16, 16], "neck_channels": 16, "head_channels": 16}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("oversample") / "data"
+    generate_dataset(root, 10, 0, seed=12, config=SceneConfig(width=320, height=250), progress=False)
+    return root
+
+
+def _most_hidden(data):
+    table = read_table(data, "train")
+    samples = load_split(data, "train")
+    return samples, table, np.array([max((i.opacity for i in table.get(s.image_id, ())), default=0.0)
+                                     for s in samples])
+
+
+def test_scenes_with_an_item_under_heavy_cover_repeat_and_the_others_do_not(data):
+    samples, table, most = _most_hidden(data)
+    cut = float(np.median(most[most > 0]))
+    repeats = scene_repeats(samples, table, cut, 3)
+    assert repeats.tolist() == [3 if m >= cut else 1 for m in most]
+    assert 0 < (repeats == 3).sum() < len(samples)
+    assert scene_repeats(samples, table, cut, 1).tolist() == [1] * len(samples)
+
+    base = CropDataset(data, "train", input_size=(160, 192), crop_size=96)
+    repeated = RepeatedScenes(base, repeats)
+    assert len(repeated) == len(samples) + 2 * int((repeats == 3).sum()) and repeated.extra == len(repeated) - len(base)
+    assert repeated.scene_of[:len(base)].tolist() == list(range(len(base)))     # originals keep their index
+    copies = repeated.scene_of[len(base):]
+    assert sorted(set(copies.tolist())) == np.flatnonzero(repeats == 3).tolist()
+    assert np.bincount(copies, minlength=len(base)).tolist() == (repeats - 1).tolist()
+    image, target = repeated[len(base)]
+    assert image.shape == (3, 96, 96) and target["image_id"] == samples[copies[0]].image_id
+    with pytest.raises(ValueError, match="one repeat count"):
+        RepeatedScenes(base, repeats[:-1])
+    with pytest.raises(ValueError, match="repeat must be"):
+        scene_repeats(samples, table, cut, 0)
+    with pytest.raises(ValueError, match=r"in \(0, 1\]"):
+        scene_repeats(samples, table, 0.0, 2)
+
+
+def test_a_table_of_other_scenes_is_refused(data):
+    samples, table, _ = _most_hidden(data)
+    victim = next(s for s in samples if s.boxes)
+    moved = [type(item)(item.image_id, type(item.box)(item.box.label, item.box.x1 + 1, item.box.y1, item.box.x2,
+                                                      item.box.y2), item.level, item.opacity, item.covered)
+             for item in table[victim.image_id]]
+    with pytest.raises(OcclusionTableError, match=victim.image_id):
+        scene_repeats(samples, {**table, victim.image_id: moved}, 0.5, 2)
+
+
+def test_the_trainer_over_samples_from_the_table_and_explains_a_missing_one(data, tmp_path):
+    samples, table, most = _most_hidden(data)
+    cfg = dict(data=str(data), arch="fast", attention="none", strategy="hard", iters=1, batch_size=2, workers=0,
+               warmup_iters=1, checkpoint_every_s=1e9, model_options=SMALL, crop=96, occluded_from=0.3)
+    trainer = Trainer(TrainConfig(out=str(tmp_path / "a"), occluded_repeat=4, **cfg))
+    trainer._build()
+    assert len(trainer.dataset) == len(samples) + 3 * int((most >= 0.3).sum())
+    plain = Trainer(TrainConfig(out=str(tmp_path / "b"), **cfg))
+    plain._build()
+    assert len(plain.dataset) == len(samples)
+    with pytest.raises(ValueError, match="occluded-repeat"):
+        TrainConfig(out="x", **{**cfg, "occluded_repeat": 0})
+
+    bare = tmp_path / "bare"
+    generate_dataset(bare, 2, 0, seed=3, config=SceneConfig(width=320, height=250), progress=False)
+    table_path(bare, "train").unlink()
+    with pytest.raises(OcclusionTableError, match="synth-occlusion"):
+        Trainer(TrainConfig(out=str(tmp_path / "c"), occluded_repeat=2, **{**cfg, "data": str(bare)}))._build()
