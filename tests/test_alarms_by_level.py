@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from core.evaluation.alarms_by_level import alarm_counts, alarms_table, compare_alarms_by_level
+from core.evaluation.alarms_by_level import (alarm_counts, alarms_table, compare_alarms_by_level,
+                                             model_alarms_by_level, model_alarms_table)
 from core.evaluation.operating_point import operating_point
 from core.evaluation.runner import SplitPredictions, evaluate_predictions
 
@@ -32,6 +33,17 @@ def test_counts_split_hits_from_false_alarms_at_a_threshold():
     assert alarm_counts(outcomes, 0.5).tolist() == [[1, 1, 1], [0, 1, 2]]
     assert alarm_counts(outcomes, 0.0).tolist() == [[1, 2, 1], [1, 1, 2]]
     assert alarm_counts(outcomes, 0.95).tolist() == [[0, 0, 1], [0, 0, 2]]
+
+    one = model_alarms_by_level(outcomes, [1, 3], 0.5)
+    rows = {row["images"]: row for row in one["rows"]}
+    assert list(rows) == ["all", "OL1", "OL3"]                    # no OL2 image: no OL2 row
+    assert rows["all"] == {"images": "all", "bags": 2, "recall": pytest.approx(1 / 3),
+                           "false_alarms_per_bag": 1.0, "precision": 1 / 3}
+    assert rows["OL3"]["recall"] == 0 and rows["OL3"]["precision"] == 0
+    nothing = model_alarms_by_level(outcomes, None, 0.95)        # a split without OL lists; no box kept
+    assert [row["images"] for row in nothing["rows"]] == ["all"] and nothing["rows"][0]["precision"] is None
+    text = model_alarms_table(nothing)
+    assert "n/a" in text and "false alarms / bag" in text
 
 
 def test_recall_over_all_images_is_the_operating_point_recall():

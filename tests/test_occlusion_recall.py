@@ -148,7 +148,11 @@ def test_eval_cli_adds_recall_by_opacity_on_synthetic_data_and_survives_a_broken
     save_model(model, build_detector("fast", "none", input_size=(96, 128)).eval())
     args = ["eval", "--data", str(data), "--model", str(model), "--device", "cpu"]
     assert cli_main(args + ["--json"]) == 0
-    report = json.loads(capsys.readouterr().out)["by_opacity"]
+    payload = json.loads(capsys.readouterr().out)
+    report = payload["by_opacity"]
+    alarms = payload["alarms_at_operating_point"]       # the same threshold as the recall's operating point
+    assert alarms["threshold"] == report["thresholds"]["operating point"]
+    assert [row["images"] for row in alarms["rows"]][0] == "all" and alarms["rows"][0]["bags"] == 5
     assert sum(row["items"] for row in report["bins"]) == sum(1 for _ in open(table_path(data, "test"))) - 1
     assert list(report["thresholds"]) == ["operating point", "score >= 0.2", "score >= 0.1", "score >= 0"]
     for row in report["bins"]:
@@ -169,3 +173,4 @@ def test_eval_cli_adds_recall_by_opacity_on_synthetic_data_and_survives_a_broken
     assert cli_main(args) == 0
     captured = capsys.readouterr()
     assert "by occluder opacity" not in captured.out and "warning" not in captured.err
+    assert "At the operating point" in captured.out and "false alarms / bag" in captured.out

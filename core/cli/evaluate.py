@@ -25,9 +25,11 @@ def register(sub) -> None:
 
 def _run(args) -> int:
     from core.data.opixray import AnnotationError  # noqa: PLC0415
+    from core.evaluation.alarms_by_level import model_alarms_by_level, model_alarms_table  # noqa: PLC0415
     from core.evaluation.attention_focus import AttentionFocus, focus_table  # noqa: PLC0415
     from core.evaluation.occlusion_recall import model_recall_table  # noqa: PLC0415
     from core.evaluation.reports import plot_all_pr_curves, result_summary  # noqa: PLC0415
+    from core.evaluation.operating_point import operating_point  # noqa: PLC0415
     from core.evaluation.runner import TEST_SCORE_THRESHOLD, evaluate_predictions, predict_split  # noqa: PLC0415
     from core.imaging.decode import ImageDecodeError  # noqa: PLC0415
     from core.inference.detector import Detector  # noqa: PLC0415
@@ -39,7 +41,7 @@ def _run(args) -> int:
         focus = AttentionFocus() if detector.has_attention else None
         predictions = predict_split(detector, args.data, args.split, max_images=args.max_images,
                                     attention_focus=focus)
-        result = evaluate_predictions(predictions)[0]
+        result, outcomes, levels = evaluate_predictions(predictions)
     except (ModelFileError, AnnotationError, ImageDecodeError, ValueError, OSError) as exc:
         print(f"eval: error: {exc}", file=sys.stderr)
         if isinstance(exc, (AnnotationError, ImageDecodeError)):
@@ -54,6 +56,9 @@ def _run(args) -> int:
     # Empty for models without attention, and for an "edge_only" DOAM ablation, which makes no map.
     focus_summary = focus.summary() if focus is not None else {}
     by_opacity = _recall_by_opacity(args, predictions, result)
+    point = operating_point(result)
+    # What the lane shows at the threshold it starts at, bag by bag and per occlusion level.
+    alarms = model_alarms_by_level(outcomes, levels, point["threshold"]) if point is not None else None
     if args.json:
         payload = result.to_dict()
         payload["model"] = {"path": str(args.model), "model_id": detector.model_id}
@@ -61,6 +66,8 @@ def _run(args) -> int:
             payload["attention_focus"] = focus_summary
         if by_opacity:
             payload["by_opacity"] = by_opacity
+        if alarms:
+            payload["alarms_at_operating_point"] = alarms
         print(json.dumps(payload, indent=2))
     else:
         print(f"model {detector.model_id} on {args.data} ({args.split})\n")
@@ -69,6 +76,10 @@ def _run(args) -> int:
             print("\nAttention map (mean in [0, 1]) inside the ground-truth boxes, in a ring around them, "
                   "and over the whole image:\n")
             print(focus_table(focus_summary))
+        if alarms:
+            print(f"\nAt the operating point (score >= {alarms['threshold']:.2f}, the lane's starting alarm "
+                  "threshold), by the images' occlusion level:\n")
+            print(model_alarms_table(alarms))
         if by_opacity:
             print("\nItems boxed (%) by occluder opacity, the share of the signal the rest of the bag removes "
                   "over the item:\n")

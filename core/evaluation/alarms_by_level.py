@@ -102,6 +102,29 @@ def compare_alarms_by_level(arms: Mapping[str, Sequence[np.ndarray]], levels: Se
     return without_nan(report)
 
 
+def model_alarms_by_level(outcomes: Sequence[ImageOutcome], levels: Sequence[int | None] | None,
+                          threshold: float) -> dict:
+    """One model at one threshold: per image group (all, then OL1-OL3 where the split has levels),
+    the bags, the share of items boxed, the false alarms per bag and the precision (None if undefined)."""
+    strata = np.array([0 if lv is None else int(lv) for lv in (levels or [None] * len(outcomes))], dtype=np.int64)
+    groups = _groups(strata)
+    values = _measures(alarm_counts(outcomes, threshold), np.ones(strata.size), groups)
+    rows = [{"images": name, "bags": int(members.sum()),
+             **{m: float(values[g * len(MEASURES) + k]) for k, m in enumerate(MEASURES)}}
+            for g, (name, members) in enumerate(groups)]
+    return without_nan({"threshold": float(threshold), "rows": rows})
+
+
+def model_alarms_table(report: dict) -> str:
+    """``model_alarms_by_level`` as plain text."""
+    lines = [f"{'images':<8}{'bags':>6}" + "".join(f"{_LABELS[m]:>22}" for m in MEASURES)]
+    for row in report["rows"]:
+        cells = ["n/a" if row[m] is None else (f"{100 * row[m]:.1f}" if m in _PERCENT else f"{row[m]:.2f}")
+                 for m in MEASURES]
+        lines.append(f"{row['images']:<8}{row['bags']:>6}" + "".join(f"{c:>22}" for c in cells))
+    return "\n".join(lines)
+
+
 def alarms_table(report: dict) -> str:
     """``compare_alarms_by_level`` as plain text: shares in percent, false alarms per bag as counts."""
     first, second = report["first_minus_second"].split(" - ", 1)
