@@ -92,8 +92,7 @@ def compare_alarms_by_level(arms: Mapping[str, Sequence[np.ndarray]], levels: Se
         for m, measure in enumerate(MEASURES):
             column = g * len(MEASURES) + m
             rows.append({"images": group, "bags": int(members.sum()), "measure": measure,
-                         "mean": {n: float(np.nanmean(p[:, column])) if np.isfinite(p[:, column]).any()
-                                  else math.nan for n, p in zip(names, point)},
+                         "mean": {n: float(p[:, column].mean()) for n, p in zip(names, point)},
                          **differences[column]})
     report = {"first_minus_second": f"{names[0]} - {names[1]}", "rounds": rounds, "seed": seed,
               "confidence": confidence, "rows": rows}
