@@ -25,7 +25,7 @@ def test_threshold_sits_above_the_false_alarms_and_keeps_the_hits() -> None:
     # Hits score 0.3-0.4, false alarms 0.1-0.2: the best F1 (1.0) keeps every hit and no false alarm.
     point = operating_point(case([(0.4, True), (0.35, True), (0.3, True), (0.2, False), (0.1, False)]))
     assert 0.2 < point["threshold"] <= 0.3
-    assert point["precision"] == point["recall"] == point["f1"] == 1.0
+    assert point["precision"] == point["recall"] == point["f1"] == 1.0 and point["false_alarms_per_image"] == 0
 
 
 def test_misses_lower_recall_and_the_balance_moves_the_threshold() -> None:
@@ -33,6 +33,7 @@ def test_misses_lower_recall_and_the_balance_moves_the_threshold() -> None:
     point = operating_point(case([(0.9, True), (0.6, False), (0.55, False), (0.5, True)], misses=2))
     # At t <= 0.5 all four detections: P 0.5, R 0.5 -> F1 0.5; at t in (0.6, 0.9]: P 1, R 0.25 -> F1 0.4.
     assert point["threshold"] <= 0.5 and point["f1"] == 0.5 and point["recall"] == 0.5
+    assert point["false_alarms_per_image"] == round(2 / 6, 4)     # two false alarms over six bags
 
 
 def test_no_ground_truth_gives_no_operating_point_and_summarise_carries_it() -> None:

@@ -23,7 +23,8 @@ def saved_threshold(metrics: dict | None) -> float | None:
 
 
 def operating_point(result: EvalResult, grid: np.ndarray = GRID) -> dict[str, float] | None:
-    """{"threshold", "precision", "recall", "f1"} at the pooled-F1 maximum; None without ground truth."""
+    """{"threshold", "precision", "recall", "f1", "false_alarms_per_image"} at the pooled-F1 maximum;
+    None without ground truth."""
     classes = [c for c in result.overall.classes if c.num_ground_truth > 0]
     positives = sum(c.num_ground_truth for c in classes)
     if positives == 0:
@@ -43,5 +44,8 @@ def operating_point(result: EvalResult, grid: np.ndarray = GRID) -> dict[str, fl
     recall = hits / positives
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(hits), where=precision + recall > 0)
     best = int(np.argmax(f1))
+    # What an inspector pays for that recall: boxes on no item of their class, per bag screened.
+    false_alarms = (detections[best] - hits[best]) / max(result.overall.num_images, 1)
     return {"threshold": float(grid[best]), "precision": round(float(precision[best]), 4),
-            "recall": round(float(recall[best]), 4), "f1": round(float(f1[best]), 4)}
+            "recall": round(float(recall[best]), 4), "f1": round(float(f1[best]), 4),
+            "false_alarms_per_image": round(float(false_alarms), 4)}
