@@ -47,7 +47,7 @@ def _run(args) -> int:
     from core.evaluation.alarms_by_level import alarm_counts, alarms_table, compare_alarms_by_level  # noqa: PLC0415
     from core.evaluation.bootstrap import ResamplableResult, compare_arms, comparison_table  # noqa: PLC0415
     from core.evaluation.occlusion_recall import (compare_recall_by_opacity, found_in_split,  # noqa: PLC0415
-                                                  hits_at_operating_point, item_opacities, recall_table)
+                                                  item_opacities, recall_table)
     from core.evaluation.prediction_cache import predictions_for  # noqa: PLC0415
     from core.evaluation.operating_point import operating_point  # noqa: PLC0415
     from core.evaluation.runner import evaluate_predictions  # noqa: PLC0415
@@ -71,18 +71,19 @@ def _run(args) -> int:
                 predictions = predictions_for(path, args.data, args.split, cache_dir=args.cache, device=args.device)
                 result, outcomes, _ = evaluate_predictions(predictions)
                 scored[name].append(ResamplableResult(outcomes, predictions.levels))
-                if args.alarms:
-                    point = operating_point(result)
+                if args.alarms or table is not None:
+                    point = operating_point(result)      # each model read at its own alarm threshold
                     if point is None:
                         raise ValueError(f"{args.data}: the {args.split} split has no ground-truth items: "
-                                         "no operating point to count alarms at")
-                    alarms[name].append(alarm_counts(outcomes, point["threshold"]))
-                    alarm_points[name].append(point["threshold"])
+                                         "no operating point to count alarms or recall at")
+                    threshold = point["threshold"]
+                if args.alarms:
+                    alarms[name].append(alarm_counts(outcomes, threshold))
+                    alarm_points[name].append(threshold)
                 if table is not None:
                     if items is None:
                         items = item_opacities(predictions.image_ids, predictions.ground_truth, table)
-                    found, threshold = hits_at_operating_point(predictions, result)
-                    hits[name].append(found)
+                    hits[name].append(found_in_split(predictions, threshold))
                     thresholds[name].append(threshold)
                     located[name].append(found_in_split(predictions, 0.0))   # any score the cache kept
             models[name] = paths

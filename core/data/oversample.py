@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
-from core.synth.occlusion_table import ItemOcclusion, OcclusionTableError
+from core.synth.occlusion_table import ItemOcclusion, check_items
 
 
 def scene_repeats(samples: Sequence, table: Mapping[str, Sequence[ItemOcclusion]], occluded_from: float,
@@ -32,10 +32,7 @@ def scene_repeats(samples: Sequence, table: Mapping[str, Sequence[ItemOcclusion]
     repeats = np.ones(len(samples), dtype=np.int64)
     for i, sample in enumerate(samples):
         items = list(table.get(sample.image_id, ()))
-        if [item.box for item in items] != list(sample.boxes):
-            raise OcclusionTableError(
-                f"image {sample.image_id}: the occlusion table lists {[item.box for item in items]}, the "
-                f"annotation {list(sample.boxes)}: the table is not this split's")
+        check_items(sample.image_id, items, sample.boxes)
         if any(item.opacity >= occluded_from for item in items):
             repeats[i] = repeat
     return repeats
@@ -52,10 +49,14 @@ class RepeatedScenes(Dataset):
         extra = np.repeat(np.arange(len(base), dtype=np.int64), repeats - 1)
         # Originals keep their indices, so a run without over-sampling draws the same scene for an index.
         self.scene_of = np.concatenate([np.arange(len(base), dtype=np.int64), extra])
-        self.extra = int(extra.size)
 
     def __len__(self) -> int:
         return int(self.scene_of.size)
+
+    @property
+    def extra(self) -> int:
+        """Draws an epoch gains: the copies of the over-sampled scenes."""
+        return len(self) - len(self.base)
 
     def __getitem__(self, index: int):
         return self.base[int(self.scene_of[index])]

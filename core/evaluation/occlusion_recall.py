@@ -20,11 +20,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from core.classes import CLASSES, CLASS_TO_INDEX
+from core.classes import CLASSES
+from core.data.opixray import Box
 from core.evaluation.bootstrap import paired_differences, without_nan
 from core.evaluation.operating_point import operating_point
 from core.evaluation.voc import EvalResult, box_iou, greedy_assign
-from core.synth.occlusion_table import DEFAULT_EDGES, bin_names, bin_of
+from core.synth.occlusion_table import DEFAULT_EDGES, bin_names, bin_of, check_items
 
 
 
@@ -74,12 +75,7 @@ def item_opacities(image_ids: Sequence[str], ground_truth: Sequence[Mapping[str,
         items = list(table.get(image_id, ()))
         boxes = np.asarray(truth["boxes"], dtype=np.float64).reshape(-1, 4)
         labels = np.asarray(truth["labels"], dtype=np.int64)
-        described = [(CLASS_TO_INDEX[item.box.label], *item.box.as_list()) for item in items]
-        annotated = [(int(label), *(int(v) for v in box)) for label, box in zip(labels, boxes)]
-        if described != annotated:
-            raise ValueError(f"image {image_id}: the occlusion table lists "
-                             f"{[(CLASSES[d[0]], *d[1:]) for d in described]}, the annotation "
-                             f"{[(CLASSES[a[0]], *a[1:]) for a in annotated]}: the table is not this split's")
+        check_items(image_id, items, [Box(CLASSES[int(c)], *(int(v) for v in box)) for c, box in zip(labels, boxes)])
         opacities += [item.opacity for item in items]
         owners += [index] * len(items)
     return np.array(opacities, dtype=np.float64), np.array(owners, dtype=np.int64)

@@ -67,6 +67,15 @@ def items_per_bin(root: Path | str, split: str, edges: Sequence[float] = DEFAULT
     return np.bincount(bin_of(opacities, edges), minlength=len(edges) - 1).tolist()
 
 
+def check_items(image_id: str, items: Sequence[ItemOcclusion], annotated: Sequence[Box]) -> None:
+    """OcclusionTableError unless ``items`` describe exactly ``annotated`` (labels, boxes, order):
+    a table of other scenes would silently misplace every item's opacity."""
+    described = [item.box for item in items]
+    if described != list(annotated):
+        raise OcclusionTableError(f"image {image_id}: the occlusion table lists {described}, the annotation "
+                                  f"{list(annotated)}: the table is not this split's")
+
+
 def table_path(root: Path | str, split: str) -> Path:
     return Path(root) / split / f"{split}_occlusion.csv"
 
