@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from core.data.crops import CropDataset
@@ -83,3 +84,34 @@ def test_the_trainer_over_samples_from_the_table_and_explains_a_missing_one(data
     table_path(bare, "train").unlink()
     with pytest.raises(OcclusionTableError, match="synth-occlusion"):
         Trainer(TrainConfig(out=str(tmp_path / "c"), occluded_repeat=2, **{**cfg, "data": str(bare)}))._build()
+
+
+def test_an_over_sampled_run_resumes_where_it_stopped_with_the_same_result(data, tmp_path, monkeypatch):
+    # Long over-sampled runs are left to be resumed across sessions: the repeated scenes must come back
+    # in the same order after a stop, across an epoch boundary, or the resumed run is another run.
+    from core.training.checkpoint import load_checkpoint  # noqa: PLC0415
+    from core.training.trainer import train  # noqa: PLC0415
+
+    cfg = dict(data=str(data), arch="fast", attention="none", strategy="hard", iters=9, batch_size=2, workers=0,
+               warmup_iters=1, checkpoint_every_s=1e9, model_options=SMALL, crop=96, occluded_from=0.3,
+               occluded_repeat=2)
+    full = train(TrainConfig(out=str(tmp_path / "full"), **cfg))
+    original = Trainer._train_step
+
+    def stop_after_three(self, *args, **kwargs):  # what SIGTERM does: finish the step, save, stop
+        out = original(self, *args, **kwargs)
+        if self.state.step == 3:
+            self.stop_requested = True
+        return out
+
+    monkeypatch.setattr(Trainer, "_train_step", stop_after_three)
+    stopped = train(TrainConfig(out=str(tmp_path / "split"), **cfg))
+    assert stopped["interrupted"] and stopped["step"] == 3
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    resumed = train(TrainConfig(out=str(tmp_path / "split"), **cfg))
+    assert resumed["step"] == 9 and not resumed["interrupted"] and resumed["epoch"] >= 1
+    sa = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["state_dict"]
+    sb = load_checkpoint(tmp_path / "split" / "checkpoint.pt")["state_dict"]
+    assert all(torch.allclose(sa[k], sb[k], atol=1e-6) for k in sa)
+    with pytest.raises(ValueError, match="occluded"):  # resuming with another mix is another run
+        train(TrainConfig(out=str(tmp_path / "split"), **{**cfg, "iters": 10, "occluded_repeat": 3}))

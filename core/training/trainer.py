@@ -13,6 +13,7 @@ number of data workers.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -33,6 +34,12 @@ from core.training.config import TrainConfig
 from core.training.distributed import DistContext, init_distributed, resolve_device, shutdown_distributed
 from core.training.runlog import RunLog
 from core.training.sampling import SamplePool
+
+# Settings a resumed run must share with its checkpoint: any other value makes it another run
+# (another model, data, or mix of scenes), which belongs in another --out.
+_RESUME_MUST_MATCH = ("arch", "attention", "strategy", "data", "seed", "batch_size", "crop", "occluded_repeat",
+                      "occluded_from")
+_CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 # Detector options that change how a model trains, not its parameters: the only ones that may be
 # set on a model started from a file (--init-from), e.g. to fine-tune it with the map loss.
@@ -168,9 +175,11 @@ class Trainer:
             return
         payload = load_checkpoint(path)
         saved = payload["config"]
-        for key in ("arch", "attention", "strategy", "data", "seed", "batch_size", "crop"):
-            if saved.get(key) != getattr(self.cfg, key):
-                raise ValueError(f"{path}: was trained with {key}={saved.get(key)!r}, not {getattr(self.cfg, key)!r}; "
+        for key in _RESUME_MUST_MATCH:
+            # A key a checkpoint predates was at its default then (runs saved before the option existed).
+            was = saved.get(key, _CONFIG_DEFAULTS.get(key))
+            if was != getattr(self.cfg, key):
+                raise ValueError(f"{path}: was trained with {key}={was!r}, not {getattr(self.cfg, key)!r}; "
                                  "use another --out or the same settings to resume")
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(payload["optimizer"])
