@@ -13,6 +13,7 @@ from core.synth.occlusion_table import OcclusionTableError, read_table, table_pa
 from core.synth.scene import SceneConfig
 from core.training.config import TrainConfig
 from core.training.trainer import Trainer
+from tests.trainer_stop import stop_after_step
 
 SMALL = {"input_size": [160, 192], "widths": [8, 8, 16, 16, 16], "neck_channels": 16, "head_channels": 16}
 
@@ -96,18 +97,10 @@ def test_an_over_sampled_run_resumes_where_it_stopped_with_the_same_result(data,
                warmup_iters=1, checkpoint_every_s=1e9, model_options=SMALL, crop=96, occluded_from=0.3,
                occluded_repeat=2)
     full = train(TrainConfig(out=str(tmp_path / "full"), **cfg))
-    original = Trainer._train_step
-
-    def stop_after_three(self, *args, **kwargs):  # what SIGTERM does: finish the step, save, stop
-        out = original(self, *args, **kwargs)
-        if self.state.step == 3:
-            self.stop_requested = True
-        return out
-
-    monkeypatch.setattr(Trainer, "_train_step", stop_after_three)
+    stop_after_step(monkeypatch, 3)
     stopped = train(TrainConfig(out=str(tmp_path / "split"), **cfg))
     assert stopped["interrupted"] and stopped["step"] == 3
-    monkeypatch.setattr(Trainer, "_train_step", original)
+    monkeypatch.undo()
     resumed = train(TrainConfig(out=str(tmp_path / "split"), **cfg))
     assert resumed["step"] == 9 and not resumed["interrupted"] and resumed["epoch"] >= 1
     sa = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["state_dict"]

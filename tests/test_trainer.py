@@ -12,8 +12,9 @@ import torch
 
 from core.training.checkpoint import load_checkpoint
 from core.training.config import TrainConfig
-from core.training.trainer import Trainer, train
+from core.training.trainer import train
 from tests.tiny_dataset import make_tiny_dataset
+from tests.trainer_stop import stop_after_step
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"input_size": [96, 128], "widths": [8, 8, 16, 16, 16], "neck_channels": 16, "head_channels": 16}
@@ -62,18 +63,10 @@ def test_same_seed_gives_identical_weights(data, tmp_path):
 def test_resume_continues_where_it_stopped_with_the_same_result(data, tmp_path, monkeypatch):
     full = train(config(data, tmp_path / "full", iters=4))
 
-    original = Trainer._train_step
-
-    def stop_after_two(self, *args, **kwargs):  # what SIGINT does: finish the step, save, stop
-        out = original(self, *args, **kwargs)
-        if self.state.step == 2:
-            self.stop_requested = True
-        return out
-
-    monkeypatch.setattr(Trainer, "_train_step", stop_after_two)
+    stop_after_step(monkeypatch, 2)
     stopped = train(config(data, tmp_path / "split", iters=4))
     assert stopped["interrupted"] and stopped["step"] == 2
-    monkeypatch.setattr(Trainer, "_train_step", original)
+    monkeypatch.undo()
     resumed = train(config(data, tmp_path / "split", iters=4))  # the same command again
     assert resumed["step"] == 4 and not resumed["interrupted"]
     sa = load_checkpoint(Path(full["run_dir"]) / "checkpoint.pt")["state_dict"]
