@@ -186,3 +186,13 @@ print(json.dumps({{"step": train(cfg)["step"]}}))
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["step"] == 2
+
+
+def test_a_checkpoint_from_before_over_sampling_existed_resumes_at_its_defaults(data, tmp_path):
+    train(config(data, tmp_path, iters=1))
+    path = tmp_path / "checkpoint.pt"
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("occluded_repeat", "occluded_from"):  # what a run saved before the option wrote
+        del payload["config"][key]
+    torch.save(payload, path)
+    assert train(config(data, tmp_path, iters=2))["step"] == 2   # another mix is refused: test_oversample
