@@ -108,3 +108,66 @@ def test_an_over_sampled_run_resumes_where_it_stopped_with_the_same_result(data,
     assert all(torch.allclose(sa[k], sb[k], atol=1e-6) for k in sa)
     with pytest.raises(ValueError, match="occluded"):  # resuming with another mix is another run
         train(TrainConfig(out=str(tmp_path / "split"), **{**cfg, "iters": 10, "occluded_repeat": 3}))
+
+
+def _epoch_draws(monkeypatch) -> dict[int, list[int]]:
+    """Records the dataset indices each epoch's batch plan draws (a resumed epoch is planned again, the same)."""
+    draws: dict[int, list[int]] = {}
+    original = Trainer._batches_of_epoch
+
+    def recording(self, epoch):
+        batches = original(self, epoch)
+        draws[epoch] = sorted(i for batch in batches for i in batch)
+        return batches
+
+    monkeypatch.setattr(Trainer, "_batches_of_epoch", recording)
+    return draws
+
+
+def test_a_scheduled_over_sampling_starts_at_the_first_epoch_past_its_share_and_survives_a_resume(
+        data, tmp_path, monkeypatch):
+    # --occluded-start 0.4 of 16 steps: epoch 0 takes 5 batches and a 1-step replay (6), epoch 1 starts at
+    # 6/16 < 0.4 and is plain, epoch 2 starts at 12/16 and is the first over-sampled one.
+    from core.training.checkpoint import load_checkpoint  # noqa: PLC0415
+    from core.training.trainer import train  # noqa: PLC0415
+
+    samples, _, most = _most_hidden(data)
+    over = len(samples) + int((most >= 0.3).sum())
+    cfg = dict(data=str(data), arch="fast", attention="none", strategy="hard", iters=16, batch_size=2, workers=0,
+               warmup_iters=1, checkpoint_every_s=1e9, model_options=SMALL, crop=96, occluded_from=0.3,
+               occluded_repeat=2, occluded_start=0.4, pool_capacity=2)
+    draws = _epoch_draws(monkeypatch)
+    full = train(TrainConfig(out=str(tmp_path / "full"), **cfg))
+    assert full["step"] == 16 and full["epoch"] == 2
+    assert draws[0] == draws[1] == list(range(len(samples)))      # plain epochs: each scene once
+    assert draws[2] == list(range(over))                           # then the copies too
+    assert load_checkpoint(tmp_path / "full" / "checkpoint.pt")["state"].occluded_since_epoch == 2
+
+    # Stopped in epoch 1, before the switch is decided: the resumed run decides it at the same step.
+    stop_after_step(monkeypatch, 8)
+    assert train(TrainConfig(out=str(tmp_path / "split"), **cfg))["step"] == 8
+    monkeypatch.undo()
+    assert train(TrainConfig(out=str(tmp_path / "split"), **cfg))["step"] == 16
+    sa = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    sb = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
+    assert sb["state"].occluded_since_epoch == 2
+    assert all(torch.allclose(sa["state_dict"][k], sb["state_dict"][k], atol=1e-6) for k in sa["state_dict"])
+    with pytest.raises(ValueError, match="occluded_start"):     # another schedule is another run
+        train(TrainConfig(out=str(tmp_path / "split"), **{**cfg, "iters": 17, "occluded_start": 0.5}))
+
+
+def test_a_scheduled_over_sampling_counts_its_epochs_steps_and_needs_a_repeat(data, tmp_path):
+    samples, _, most = _most_hidden(data)
+    cfg = dict(data=str(data), arch="fast", attention="none", strategy="hard", epochs=4, batch_size=2, workers=0,
+               warmup_iters=1, checkpoint_every_s=1e9, model_options=SMALL, crop=96, occluded_from=0.3,
+               occluded_repeat=2)
+    plain = -(-len(samples) // 2)
+    over = -(-(len(samples) + int((most >= 0.3).sum())) // 2)
+    for start, expected in ((0.0, 4 * over), (0.5, 2 * plain + 2 * over), (0.3, 2 * plain + 2 * over)):
+        trainer = Trainer(TrainConfig(out=str(tmp_path / f"s{start}"), **{**cfg, "occluded_start": start}))
+        trainer._build()
+        assert trainer._total_steps() == expected       # the learning-rate decay spans the real length
+    with pytest.raises(ValueError, match="needs --occluded-repeat"):
+        TrainConfig(out="x", **{**cfg, "occluded_repeat": 1, "occluded_start": 0.5})
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        TrainConfig(out="x", **{**cfg, "occluded_start": 1.0})

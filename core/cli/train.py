@@ -44,6 +44,9 @@ def register(sub) -> None:
     p.add_argument("--occluded-from", type=float, default=0.505, metavar="OPACITY",
                    help="with --occluded-repeat: the occluder opacity from which a scene is over-sampled "
                         "(default 0.505, where OL3 starts)")
+    p.add_argument("--occluded-start", type=float, default=0.0, metavar="SHARE",
+                   help="with --occluded-repeat: begin the over-sampling at the first epoch after this share of "
+                        "the run (of --iters, --epochs or --time-budget), e.g. 0.67 for the last third (default 0)")
     p.add_argument("--workers", type=int, default=2, help="data-loading processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pool-capacity", type=int, default=16, help="entries kept by the sample pool per cycle")

@@ -30,6 +30,7 @@ class TrainState:
     next_curve_seconds: float = 0.0
     best_map: float = -1.0
     pool: list = field(default_factory=list)   # [(entry, loss)] of the current pool cycle
+    occluded_since_epoch: int | None = None    # first over-sampled epoch of a scheduled --occluded-start
 
 
 def save_checkpoint(path: Path, *, state: TrainState, config: dict, model: torch.nn.Module,

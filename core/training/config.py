@@ -51,6 +51,9 @@ class TrainConfig:
     # a scene with an item under cover of opacity >= occluded_from appears occluded_repeat times an epoch.
     occluded_repeat: int = 1
     occluded_from: float = 0.505           # OL3's lower edge (core.synth.occlusion)
+    # Share of the run (of --iters steps, --epochs, or the --time-budget's minutes) before the over-sampling
+    # starts, at the next epoch: a curriculum that learns the ordinary mix first. 0: from the start.
+    occluded_start: float = 0.0
     workers: int = 2                       # data-loading processes
     seed: int = 0
     # Over-sampling pool (paper Sec. IV-B). Threshold None: every entry competes on loss alone,
@@ -93,6 +96,10 @@ class TrainConfig:
         if self.occluded_repeat < 1 or not 0.0 < self.occluded_from <= 1.0:
             raise ValueError(f"--occluded-repeat must be >= 1 and --occluded-from in (0, 1], got "
                              f"{self.occluded_repeat} and {self.occluded_from}")
+        if not 0.0 <= self.occluded_start < 1.0:
+            raise ValueError(f"--occluded-start must be a share of the run in [0, 1), got {self.occluded_start}")
+        if self.occluded_start and self.occluded_repeat == 1:
+            raise ValueError("--occluded-start schedules the over-sampling: it needs --occluded-repeat K > 1")
         if self.curve_every_min is not None and not self.curve_data:
             raise ValueError("--curve-every needs --curve-data (a held-out dataset)")
 

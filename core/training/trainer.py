@@ -38,7 +38,7 @@ from core.training.sampling import SamplePool
 # Settings a resumed run must share with its checkpoint: any other value makes it another run
 # (another model, data, or mix of scenes), which belongs in another --out.
 _RESUME_MUST_MATCH = ("arch", "attention", "strategy", "data", "seed", "batch_size", "crop", "occluded_repeat",
-                      "occluded_from")
+                      "occluded_from", "occluded_start")
 _CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 # Detector options that change how a model trains, not its parameters: the only ones that may be
@@ -101,6 +101,8 @@ class Trainer:
                                negative_share=cfg.negative_share, flips=cfg.augment)
         else:
             base = OPIXrayDataset(cfg.data, "train", transforms=default_transforms(train=cfg.augment, size=size))
+        # Scenes of the split: a plain epoch's draws, and an over-sampled epoch's originals (their copies follow).
+        self.scene_count = len(base)
         if cfg.occluded_repeat > 1:
             base = self._over_sample_occluded(base)
         self.dataset = SeededDataset(base, cfg.seed)
@@ -140,10 +142,40 @@ class Trainer:
         cfg = self.cfg
         repeats = scene_repeats(base.samples, read_table(cfg.data, "train"), cfg.occluded_from, cfg.occluded_repeat)
         repeated = RepeatedScenes(base, repeats)
-        log.info("over-sampling occluded scenes: %d of %d scenes hold an item under opacity >= %.3f, each shown "
-                 "%d times an epoch (%d draws)", int((repeats > 1).sum()), len(repeats), cfg.occluded_from,
-                 cfg.occluded_repeat, len(repeated))
+        log.info("over-sampling occluded scenes%s: %d of %d scenes hold an item under opacity >= %.3f, each shown "
+                 "%d times an epoch (%d draws)",
+                 f" after {cfg.occluded_start:.0%} of the run" if cfg.occluded_start else "",
+                 int((repeats > 1).sum()), len(repeats), cfg.occluded_from, cfg.occluded_repeat, len(repeated))
         return repeated
+
+    def _over_sampled(self, epoch: int) -> bool:
+        """Whether ``epoch`` draws the copies of the occluded scenes too, or the split's scenes once each."""
+        cfg = self.cfg
+        if cfg.occluded_repeat == 1:
+            return False
+        if not cfg.occluded_start:
+            return True
+        since = self.state.occluded_since_epoch
+        return since is not None and epoch >= since
+
+    def _start_over_sampling_if_due(self) -> None:
+        """At an epoch's start: begin the scheduled over-sampling once the run is --occluded-start through.
+
+        Decided only where an epoch starts, and kept in the checkpoint's state, so a run resumed mid-epoch
+        draws the epoch it had begun, and every DDP rank the same (the ranks' clocks differ)."""
+        cfg, st = self.cfg, self.state
+        if cfg.occluded_repeat == 1 or not cfg.occluded_start or st.occluded_since_epoch is not None:
+            return
+        if cfg.iters:
+            progress = st.step / cfg.iters
+        elif cfg.time_budget_min:
+            progress = st.train_seconds / (cfg.time_budget_min * 60)
+        else:
+            progress = st.epoch / cfg.epochs
+        if self.dist.all_any(progress >= cfg.occluded_start):
+            st.occluded_since_epoch = st.epoch
+            log.info("step %d (%.0f%% of the run): over-sampling the occluded scenes from epoch %d on",
+                     st.step, 100 * progress, st.epoch)
 
     def _model_from_file(self) -> torch.nn.Module:
         """The network and weights of ``init_from`` (verified), to train further."""
@@ -213,7 +245,10 @@ class Trainer:
         self.stop_requested = True
 
     def _batches_of_epoch(self, epoch: int) -> list[list[int]]:
-        n = len(self.dataset)
+        return self._batch_plan(epoch, len(self.dataset) if self._over_sampled(epoch) else self.scene_count)
+
+    def _batch_plan(self, epoch: int, n: int) -> list[list[int]]:
+        """This rank's batches of dataset indices 0..n-1 in ``epoch``'s order."""
         perm = np.random.default_rng([self.cfg.seed, epoch]).permutation(n)
         usable = (n // self.dist.world_size) * self.dist.world_size or n  # equal shares keep DDP in step
         share = perm[:usable][self.dist.rank::self.dist.world_size].tolist()
@@ -225,7 +260,13 @@ class Trainer:
             return self.cfg.iters
         if self.cfg.time_budget_min:
             return None
-        return self.cfg.epochs * len(self._batches_of_epoch(0))
+        cfg = self.cfg
+        plain, over = (len(self._batch_plan(0, n)) for n in (self.scene_count, len(self.dataset)))
+        if cfg.occluded_repeat == 1:
+            return cfg.epochs * plain
+        # The epoch a scheduled over-sampling starts at, by the test _start_over_sampling_if_due makes.
+        start = next((e for e in range(cfg.epochs) if e / cfg.epochs >= cfg.occluded_start), cfg.epochs)
+        return start * plain + (cfg.epochs - start) * over
 
     def _loader(self, batches: list[list[int]]) -> DataLoader:
         return DataLoader(self.dataset, batch_sampler=batches, num_workers=self.cfg.workers,
@@ -247,6 +288,8 @@ class Trainer:
         last_ckpt = time.monotonic()
         interrupted = False
         while not self._finished():
+            if st.batch_in_epoch == 0:
+                self._start_over_sampling_if_due()
             self.dataset.epoch = st.epoch
             batches = self._batches_of_epoch(st.epoch)
             for batch_idx, (images, targets) in enumerate(self._loader(batches[st.batch_in_epoch:]),
