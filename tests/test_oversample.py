@@ -167,6 +167,17 @@ def test_a_scheduled_over_sampling_counts_its_epochs_steps_and_needs_a_repeat(da
         trainer = Trainer(TrainConfig(out=str(tmp_path / f"s{start}"), **{**cfg, "occluded_start": start}))
         trainer._build()
         assert trainer._total_steps() == expected       # the learning-rate decay spans the real length
+
+    # A time budget: the switch waits for the training clock, checked where an epoch starts.
+    timed = Trainer(TrainConfig(out=str(tmp_path / "timed"),
+                                **{**cfg, "epochs": None, "time_budget_min": 10.0, "occluded_start": 0.5}))
+    timed._build()
+    timed.state.epoch, timed.state.train_seconds = 2, 299.0
+    timed._start_over_sampling_if_due()
+    assert timed.state.occluded_since_epoch is None and not timed._over_sampled(2)
+    timed.state.epoch, timed.state.train_seconds = 3, 300.0
+    timed._start_over_sampling_if_due()
+    assert timed.state.occluded_since_epoch == 3 and timed._over_sampled(3) and not timed._over_sampled(2)
     with pytest.raises(ValueError, match="needs --occluded-repeat"):
         TrainConfig(out="x", **{**cfg, "occluded_repeat": 1, "occluded_start": 0.5})
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
