@@ -133,6 +133,8 @@ class Trainer:
         self.runlog = RunLog(self.run_dir, enabled=self.dist.is_main)
         self.state = TrainState(next_curve_seconds=(cfg.curve_every_min or 0) * 60)
         self._resume_if_possible()
+        # Fixed for the run; the learning rate needs it every step, so the batch plans are counted once.
+        self.total_steps = self._total_steps()
 
     def _over_sample_occluded(self, base):
         """``base`` with its occluded scenes repeated (core.data.oversample), from the split's table."""
@@ -261,9 +263,10 @@ class Trainer:
         if self.cfg.time_budget_min:
             return None
         cfg = self.cfg
-        plain, over = (len(self._batch_plan(0, n)) for n in (self.scene_count, len(self.dataset)))
+        plain = len(self._batch_plan(0, self.scene_count))
         if cfg.occluded_repeat == 1:
             return cfg.epochs * plain
+        over = len(self._batch_plan(0, len(self.dataset)))
         # The epoch a scheduled over-sampling starts at, by the test _start_over_sampling_if_due makes.
         start = next((e for e in range(cfg.epochs) if e / cfg.epochs >= cfg.occluded_start), cfg.epochs)
         return start * plain + (cfg.epochs - start) * over
@@ -282,7 +285,7 @@ class Trainer:
 
     def _loop(self) -> dict:
         cfg, st = self.cfg, self.state
-        total = self._total_steps()
+        total = self.total_steps
         bar = tqdm(total=total, initial=min(st.step, total or st.step), desc="train", unit="step",
                    disable=not self.dist.is_main, dynamic_ncols=True)
         last_ckpt = time.monotonic()
@@ -326,7 +329,7 @@ class Trainer:
     def _lr_at(self, step: int) -> float:
         cfg = self.cfg
         factor = min(1.0, (step + 1) / max(1, cfg.warmup_iters))
-        total = self._total_steps()
+        total = self.total_steps
         progress = None
         if total:  # cosine decay to 5% over the known length of the run
             progress = min(1.0, step / max(1, total))
