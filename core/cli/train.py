@@ -61,6 +61,14 @@ def register(sub) -> None:
     p.add_argument("--keep-curve-models", action="store_true",
                    help="save the model at every curve point (RUN/curve_models/), so that `compare` can put "
                         "intervals over seeds and test images on any point of the curve")
+    p.add_argument("--keep-epoch-checkpoints", action="store_true",
+                   help="keep the full training state at every epoch's end (RUN/checkpoints/epochNNNN.pt, the "
+                        "size of checkpoint.pt each), to start other runs from with --branch-from")
+    p.add_argument("--branch-from", metavar="CHECKPOINT",
+                   help="start this new run from another run's kept epoch checkpoint, with another over-sampling "
+                        "schedule (--occluded-*); every other setting must be the parent's, and the parent's "
+                        "epochs so far must be the ones this schedule draws: the branch ends as the same run "
+                        "from scratch would")
     p.add_argument("--init-from", metavar="MODEL", help="start from this model file's weights (its arch wins)")
     p.add_argument("--init-sha256", help="expected sha256 of --init-from")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

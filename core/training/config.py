@@ -67,6 +67,10 @@ class TrainConfig:
     curve_data: str | None = None          # held-out dataset root for the curve (its test split)
     curve_max_images: int | None = None    # evaluate on at most this many held-out images
     keep_curve_models: bool = False        # a model file per curve point (curve_models/), for `compare`
+    # The full state at every epoch's end (checkpoints/epochNNNN.pt), to branch other runs from
+    # (core.training.branching); branch_from: such a file, the new run's starting point.
+    keep_epoch_checkpoints: bool = False
+    branch_from: str | None = None
     device: str = "auto"
     compile: bool = False                  # TorchInductor for the training steps (core/training/compiled.py)
     model_options: dict = field(default_factory=dict)

@@ -204,6 +204,8 @@ class Trainer:
     def _resume_if_possible(self) -> None:
         path = self.run_dir / "checkpoint.pt"
         if not path.exists():
+            if self.cfg.branch_from:
+                self._start_branch(Path(self.cfg.branch_from))
             if self.dist.is_main:
                 (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
             return
@@ -215,6 +217,23 @@ class Trainer:
             if was != getattr(self.cfg, key):
                 raise ValueError(f"{path}: was trained with {key}={was!r}, not {getattr(self.cfg, key)!r}; "
                                  "use another --out or the same settings to resume")
+        self._load_state(payload)
+        log.info("resumed from %s at step %d (%.1f min of training)", path, self.state.step,
+                 self.state.train_seconds / 60)
+
+    def _start_branch(self, path: Path) -> None:
+        """A new run from another run's epoch checkpoint, with another over-sampling schedule (core.training.branching)."""
+        from core.training import branching  # noqa: PLC0415
+
+        payload = load_checkpoint(path)
+        parent = {**_CONFIG_DEFAULTS, **payload["config"]}
+        steps = branching.check_branch(path, parent, payload["state"], self.cfg.to_dict())
+        if self.dist.is_main:
+            payload["state"] = branching.copy_parent_record(path, steps, payload["state"], self.run_dir)
+        self._load_state(payload)
+        self.dist.barrier()  # the other ranks start once the record is in place
+
+    def _load_state(self, payload: dict) -> None:
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(payload["optimizer"])
         torch.set_rng_state(payload["torch_rng"])
@@ -223,8 +242,6 @@ class Trainer:
             for item, loss in self.state.pool:
                 self.pool.offer(item, loss)
         self.runlog.truncate_after(self.state.step)
-        log.info("resumed from %s at step %d (%.1f min of training)", path, self.state.step,
-                 self.state.train_seconds / 60)
 
     # ---- the loop ---------------------------------------------------------------------
     def run(self) -> dict:
@@ -317,6 +334,9 @@ class Trainer:
                 st.epoch += 1
                 st.batch_in_epoch = 0
                 self._checkpoint()
+                if cfg.keep_epoch_checkpoints and self.dist.is_main:
+                    from core.training.branching import keep_epoch_checkpoint  # noqa: PLC0415
+                    keep_epoch_checkpoint(self.run_dir, st.epoch)
                 last_ckpt = time.monotonic()
                 continue
             interrupted = self.stop_requested
