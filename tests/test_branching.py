@@ -5,21 +5,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.synth.generator import generate_dataset
-from core.synth.scene import SceneConfig
 from core.training.checkpoint import load_checkpoint
 from core.training.config import TrainConfig
 from core.training.runlog import RunLog
 from core.training.trainer import train
-
-SMALL = {"input_size": [160, 192], "widths": [8, 8, 16, 16, 16], "neck_channels": 16, "head_channels": 16}
+from tests.tiny_runs import SMALL, small_scenes
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("branching") / "data"
-    generate_dataset(root, 10, 2, seed=12, config=SceneConfig(width=320, height=250), progress=False)
-    return root
+    return small_scenes(tmp_path_factory.mktemp("branching") / "data", 10, 2)
 
 
 def _cfg(data, **over) -> dict:

@@ -8,21 +8,16 @@ import pytest
 from core.data.crops import CropDataset
 from core.data.opixray import load_split
 from core.data.oversample import RepeatedScenes, scene_repeats
-from core.synth.generator import generate_dataset
 from core.synth.occlusion_table import OcclusionTableError, read_table, table_path
-from core.synth.scene import SceneConfig
 from core.training.config import TrainConfig
 from core.training.trainer import Trainer
+from tests.tiny_runs import SMALL, small_scenes
 from tests.trainer_stop import stop_after_step
-
-SMALL = {"input_size": [160, 192], "widths": [8, 8, 16, 16, 16], "neck_channels": 16, "head_channels": 16}
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("oversample") / "data"
-    generate_dataset(root, 10, 0, seed=12, config=SceneConfig(width=320, height=250), progress=False)
-    return root
+    return small_scenes(tmp_path_factory.mktemp("oversample") / "data", 10)
 
 
 def _most_hidden(data):
@@ -81,7 +76,7 @@ def test_the_trainer_over_samples_from_the_table_and_explains_a_missing_one(data
         TrainConfig(out="x", **{**cfg, "occluded_repeat": 0})
 
     bare = tmp_path / "bare"
-    generate_dataset(bare, 2, 0, seed=3, config=SceneConfig(width=320, height=250), progress=False)
+    small_scenes(bare, 2, seed=3)
     table_path(bare, "train").unlink()
     with pytest.raises(OcclusionTableError, match="synth-occlusion"):
         Trainer(TrainConfig(out=str(tmp_path / "c"), occluded_repeat=2, **{**cfg, "data": str(bare)}))._build()
