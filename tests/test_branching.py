@@ -1,5 +1,6 @@
 """Branching a run from another run's epoch checkpoint (core.training.branching, train --branch-from)."""
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,11 @@ def test_a_branch_that_would_not_be_its_schedule_from_scratch_is_refused(data, p
     train(TrainConfig(out=str(tmp_path / "by_epochs"), keep_epoch_checkpoints=True, **by_epochs))
     cases.append((tmp_path / "by_epochs" / "checkpoints" / "epoch0001.pt",
                   {**by_epochs, "occluded_repeat": 2, "occluded_start": 0.5}, "--iters or --time-budget"))
+    # A damaged parent log (here: a row cut short) is refused with its file and line, not a traceback.
+    shutil.copytree(parent, tmp_path / "damaged")
+    with (tmp_path / "damaged" / "steps.csv").open("a") as f:
+        f.write("13,\n")
+    cases.append((tmp_path / "damaged" / "checkpoints" / "epoch0002.pt", late, r"steps.csv:\d+: not a step record"))
     for number, (path, cfg, message) in enumerate(cases):
         out = tmp_path / f"refused{number}"
         with pytest.raises(ValueError, match=message):
@@ -107,4 +113,4 @@ def test_a_branch_keeps_the_parent_curve_up_to_the_branch_and_resumes_as_itself(
     assert inherited == [e for e in RunLog(parent).read_evals() if e["step"] <= 12] and inherited
     assert all((tmp_path / "branch" / e["model_file"]).exists() for e in evals)
     assert max(e["step"] for e in evals) == 16 and (tmp_path / "branch" / "best.pt").exists()
-    assert len([r for r in RunLog(tmp_path / "branch").read_steps()]) == 16
+    assert len(RunLog(tmp_path / "branch").read_steps()) == 16

@@ -11,8 +11,6 @@ ends with the weights of that run from scratch, for a fraction of the steps.
 """
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import logging
 import os
@@ -20,8 +18,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from core.inference.modelfile import sha256_bytes
 from core.training.checkpoint import TrainState
-from core.training.runlog import STEP_FIELDS, RunLog
+from core.training.runlog import RunLog
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ def check_branch(path: Path, parent: dict, state: TrainState, config: dict) -> l
         # steps were taken at other rates than this schedule's from scratch.
         raise ValueError(f"{path}: a branch with another over-sampling schedule needs --iters or --time-budget; "
                          "under --epochs the learning-rate decay depends on the schedule")
-    steps = RunLog(path.parent.parent).read_steps()
+    steps = _read_parent_steps(path.parent.parent)
     if not steps or int(steps[-1]["step"]) < state.step:
         raise ValueError(f"{path}: the parent run's steps.csv (in {path.parent.parent}) is missing or shorter than "
                          f"the checkpoint's {state.step} steps; a branch needs it to check and keep the record")
@@ -98,6 +97,18 @@ def check_branch(path: Path, parent: dict, state: TrainState, config: dict) -> l
     return steps
 
 
+def _read_parent_steps(parent_dir: Path) -> list[dict]:
+    """The parent's step log, each row checked: a damaged log is a clear refusal, not a traceback."""
+    rows = RunLog(parent_dir).read_steps()
+    for number, row in enumerate(rows, 2):   # line 1 is the header
+        try:
+            int(row["step"]), int(row["epoch"]), float(row["train_seconds"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{parent_dir / 'steps.csv'}:{number}: not a step record; the branch cannot check "
+                             "where the parent's epochs started") from None
+    return rows
+
+
 def _progress(config: dict, epoch: int, last_row: dict | None) -> float:
     """The share of the run done where ``epoch`` started, as the trainer measures it for the switch."""
     if config.get("iters"):
@@ -112,16 +123,14 @@ def copy_parent_record(path: Path, steps: list[dict], state: TrainState, run_dir
     their kept models, and a ``branch.json`` naming the parent. Returns the state to go on from."""
     parent_dir, run_dir = Path(path).parent.parent, Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with (run_dir / "steps.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=STEP_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(r for r in steps if int(r["step"]) <= state.step)
+    record = RunLog(run_dir)
+    record.write_steps(steps, up_to=state.step)
     evals = [e for e in RunLog(parent_dir).read_evals() if e.get("step", 0) <= state.step]
-    for record in evals:
-        if record.get("model_file") and (parent_dir / record["model_file"]).exists():
-            (run_dir / record["model_file"]).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(parent_dir / record["model_file"], run_dir / record["model_file"])
-    (run_dir / "evals.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evals))
+    for point in evals:
+        if point.get("model_file") and (parent_dir / point["model_file"]).exists():
+            (run_dir / point["model_file"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(parent_dir / point["model_file"], run_dir / point["model_file"])
+    record.write_evals(evals, up_to=state.step)
     # The parent's best.pt may come from after the branch; keep the best point before it if its model
     # was kept, else let the branch's own evaluations write best.pt afresh.
     best = max(evals, key=lambda e: e.get("map", -1.0), default=None)
@@ -130,9 +139,8 @@ def copy_parent_record(path: Path, steps: list[dict], state: TrainState, run_dir
         state.best_map = best["map"]
     else:
         state.best_map = -1.0
-    sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     (run_dir / "branch.json").write_text(json.dumps(
-        {"from": str(path), "sha256": sha, "step": state.step, "epoch": state.epoch,
+        {"from": str(path), "sha256": sha256_bytes(Path(path).read_bytes()), "step": state.step, "epoch": state.epoch,
          "train_seconds": round(state.train_seconds, 3)}, indent=2))
     log.info("branched from %s at step %d (epoch %d, %.1f min of training)", path, state.step, state.epoch,
              state.train_seconds / 60)

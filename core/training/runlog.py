@@ -60,15 +60,21 @@ class RunLog:
         """On resume, drop rows logged after the checkpoint's step (they will be redone)."""
         if not self.enabled:
             return
-        rows = [r for r in self.read_steps() if int(r["step"]) <= step]
         if self.steps_path.exists():
-            with self.steps_path.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=STEP_FIELDS, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows(rows)
-        evals = [e for e in self.read_evals() if e.get("step", 0) <= step]
+            self.write_steps(self.read_steps(), up_to=step)
         if self.evals_path.exists():
-            self.evals_path.write_text("".join(json.dumps(e) + "\n" for e in evals))
+            self.write_evals(self.read_evals(), up_to=step)
+
+    def write_steps(self, rows: list[dict], up_to: int) -> None:
+        """Replace ``steps.csv`` with the ``rows`` of steps up to ``up_to`` (a resume, or a branch's start)."""
+        with self.steps_path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=STEP_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(r for r in rows if int(r["step"]) <= up_to)
+
+    def write_evals(self, records: list[dict], up_to: int) -> None:
+        """Replace ``evals.jsonl`` with the evaluation ``records`` of steps up to ``up_to``."""
+        self.evals_path.write_text("".join(json.dumps(e) + "\n" for e in records if e.get("step", 0) <= up_to))
 
     def plot(self, path: Path | None = None) -> Path | None:
         """Loss against training time, and mAP (overall and per OL) when evaluations exist."""

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from core.classes import NUM_CLASSES
+from core.training import branching
 from core.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from core.training.compiled import check_compiler, compile_raw_forward, compiled_forward
 from core.training.config import TrainConfig
@@ -223,8 +224,6 @@ class Trainer:
 
     def _start_branch(self, path: Path) -> None:
         """A new run from another run's epoch checkpoint, with another over-sampling schedule (core.training.branching)."""
-        from core.training import branching  # noqa: PLC0415
-
         payload = load_checkpoint(path)
         parent = {**_CONFIG_DEFAULTS, **payload["config"]}
         steps = branching.check_branch(path, parent, payload["state"], self.cfg.to_dict())
@@ -335,8 +334,7 @@ class Trainer:
                 st.batch_in_epoch = 0
                 self._checkpoint()
                 if cfg.keep_epoch_checkpoints and self.dist.is_main:
-                    from core.training.branching import keep_epoch_checkpoint  # noqa: PLC0415
-                    keep_epoch_checkpoint(self.run_dir, st.epoch)
+                    branching.keep_epoch_checkpoint(self.run_dir, st.epoch)
                 last_ckpt = time.monotonic()
                 continue
             interrupted = self.stop_requested
